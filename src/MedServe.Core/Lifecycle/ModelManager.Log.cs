@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+
+namespace MedServe.Lifecycle;
+
+// Log lines name models and versions only, never request data.
+public sealed partial class ModelManager
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Loaded model {Model} versions {Versions} with {Instances} instance(s) each")]
+    private partial void LogLoaded(string model, string versions, int instances);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Model {Model} failed to load: {Reason}")]
+    private partial void LogLoadFailed(string model, string reason);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "Model {Model} version {Version} failed to load: {Reason}")]
+    private partial void LogVersionFailed(string model, long version, string reason);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Unloaded model {Model}")]
+    private partial void LogUnloaded(string model);
+}

@@ -1,0 +1,372 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Globalization;
+using MedServe.Backends;
+using MedServe.Inference;
+using MedServe.Repository;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace MedServe.Lifecycle;
+
+/// <summary>
+/// Owns every model the server knows: loads what the repository holds, reloads and unloads on
+/// request while traffic flows, and resolves requests to a ready version. Each model's state is
+/// an immutable snapshot swapped atomically; loads and unloads of one model are serialized, and
+/// a failure stays with its model.
+/// </summary>
+public sealed partial class ModelManager : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, ModelEntry> _models = new(StringComparer.Ordinal);
+    private readonly IReadOnlyList<IModelBackend> _backends;
+    private readonly ModelRepositoryOptions _options;
+    private readonly ILogger<ModelManager> _logger;
+    private readonly TimeProvider _time;
+    private volatile bool _ready;
+    private volatile bool _stopping;
+
+    public ModelManager(IOptions<ModelRepositoryOptions> options, IEnumerable<IModelBackend> backends, ILogger<ModelManager> logger, TimeProvider time)
+    {
+        _options = options.Value;
+        _backends = backends.ToList();
+        _logger = logger;
+        _time = time;
+    }
+
+    public string RepositoryPath => _options.Path;
+
+    /// <summary>True once the startup load has finished, until shutdown begins.</summary>
+    public bool IsReady => _ready && !_stopping;
+
+    /// <summary>Loads every model in the repository. A model that fails is recorded with its reason.</summary>
+    public async Task LoadAllAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var name in RepositoryScanner.ListModels(_options.Path))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                await LoadAsync(name, null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (InferenceException)
+            {
+                // Recorded in the model's snapshot and logged; the other models go on.
+            }
+        }
+
+        _ready = true;
+    }
+
+    /// <summary>
+    /// Loads (or reloads) a model. New versions load beside the serving ones and replace them
+    /// atomically; a version that fails to reload keeps serving its old instances.
+    /// </summary>
+    public async Task LoadAsync(string name, string? configOverrideJson, CancellationToken cancellationToken = default)
+    {
+        if (!IsValidName(name) || !Directory.Exists(Path.Combine(_options.Path, name)))
+        {
+            throw InferenceException.NotFound($"model '{name}' is not in the model repository");
+        }
+
+        var entry = _models.GetOrAdd(name, static n => new ModelEntry(n));
+        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await LoadLockedAsync(entry, configOverrideJson, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>Unloads every version of a model, waiting for its running requests to finish.</summary>
+    public async Task UnloadAsync(string name, CancellationToken cancellationToken = default)
+    {
+        if (!_models.TryGetValue(name, out var entry))
+        {
+            if (IsValidName(name) && Directory.Exists(Path.Combine(_options.Path, name)))
+            {
+                return; // Known to the repository but not loaded: nothing to do, as in Triton.
+            }
+
+            throw InferenceException.NotFound($"model '{name}' is not in the model repository");
+        }
+
+        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var old = entry.Snapshot;
+            await Task.WhenAll(old.Versions.Values.Select(v => v.RetireAsync("unloaded"))).ConfigureAwait(false);
+            entry.Snapshot = old with { Reason = "unloaded" };
+            LogUnloaded(name);
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Resolves a request's model and version to a ready version and takes a lease on it; the
+    /// caller releases it. No version means the highest ready one.
+    /// </summary>
+    public ModelVersion Acquire(string name, string? version)
+    {
+        var target = Find(name, version);
+        if (!target.IsReady || !target.TryAcquire())
+        {
+            throw InferenceException.Unavailable(Describe(name, version) + " is not ready" + (target.Reason is { } r ? ": " + r : ""));
+        }
+
+        return target;
+    }
+
+    /// <summary>
+    /// The version a request names, ready or not: the highest ready one when no version is given,
+    /// else the highest known. Throws NotFound for an unknown model or version.
+    /// </summary>
+    public ModelVersion Find(string name, string? version)
+    {
+        if (!_models.TryGetValue(name, out var entry))
+        {
+            throw InferenceException.NotFound($"unknown model '{name}'");
+        }
+
+        var versions = entry.Snapshot.Versions;
+        if (string.IsNullOrEmpty(version))
+        {
+            ModelVersion? best = null;
+            foreach (var candidate in versions.Values)
+            {
+                if (best is null || (candidate.IsReady && (!best.IsReady || candidate.Version > best.Version)) || (!best.IsReady && candidate.Version > best.Version))
+                {
+                    best = candidate;
+                }
+            }
+
+            return best ?? throw InferenceException.Unavailable($"model '{name}' has no version loaded" + (entry.Snapshot.Reason is { } reason ? ": " + reason : ""));
+        }
+
+        if (!long.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || !versions.TryGetValue(number, out var found))
+        {
+            throw InferenceException.NotFound($"unknown version '{version}' of model '{name}'");
+        }
+
+        return found;
+    }
+
+    /// <summary>Runs a request end to end: resolve, validate, execute, with statistics.</summary>
+    public async ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken)
+    {
+        var target = Acquire(name, version);
+        try
+        {
+            IReadOnlyList<TensorConfig> outputs;
+            try
+            {
+                outputs = RequestValidator.Validate(target.Config, request);
+            }
+            catch (InferenceException)
+            {
+                target.Statistics.RecordFailure(0);
+                throw;
+            }
+
+            return await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            target.Release();
+        }
+    }
+
+    /// <summary>Every ready version, of one model or of all, sorted by name then version.</summary>
+    public IReadOnlyList<ModelVersion> ReadyVersions(string? name = null)
+    {
+        IEnumerable<ModelEntry> entries = name is null
+            ? _models.Values
+            : _models.TryGetValue(name, out var entry) ? [entry] : [];
+        return entries.OrderBy(e => e.Name, StringComparer.Ordinal)
+            .SelectMany(e => e.Snapshot.Versions.Values.Where(v => v.IsReady))
+            .ToList();
+    }
+
+    /// <summary>Versions of a model known to the manager (any state), highest first.</summary>
+    public IReadOnlyList<ModelVersion> Versions(string name) =>
+        _models.TryGetValue(name, out var entry) ? entry.Snapshot.Versions.Values.Reverse().ToList() : [];
+
+    /// <summary>The repository index: every model on disk or loaded, each version with its state.</summary>
+    public IReadOnlyList<RepositoryIndexEntry> Index(bool readyOnly)
+    {
+        var names = new SortedSet<string>(RepositoryScanner.ListModels(_options.Path), StringComparer.Ordinal);
+        names.UnionWith(_models.Keys);
+        var index = new List<RepositoryIndexEntry>();
+        foreach (var name in names)
+        {
+            if (!_models.TryGetValue(name, out var entry))
+            {
+                if (!readyOnly)
+                {
+                    index.Add(new RepositoryIndexEntry(name, null, null, null));
+                }
+
+                continue;
+            }
+
+            var snapshot = entry.Snapshot;
+            foreach (var version in snapshot.Versions.Values)
+            {
+                if (!readyOnly || version.IsReady)
+                {
+                    index.Add(new RepositoryIndexEntry(name, version.Version, version.State, version.Reason));
+                }
+            }
+
+            foreach (var pending in snapshot.Pending)
+            {
+                if (!readyOnly && !snapshot.Versions.ContainsKey(pending))
+                {
+                    index.Add(new RepositoryIndexEntry(name, pending, ModelState.Loading, null));
+                }
+            }
+
+            if (snapshot.Versions.Count == 0 && snapshot.Pending.IsEmpty && !readyOnly)
+            {
+                index.Add(new RepositoryIndexEntry(name, null, ModelState.Unavailable, snapshot.Reason));
+            }
+        }
+
+        return index;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping = true;
+        foreach (var entry in _models.Values)
+        {
+            await Task.WhenAll(entry.Snapshot.Versions.Values.Select(v => v.RetireAsync("server stopped"))).ConfigureAwait(false);
+        }
+    }
+
+    private async Task LoadLockedAsync(ModelEntry entry, string? configOverrideJson, CancellationToken cancellationToken)
+    {
+        var name = entry.Name;
+        var old = entry.Snapshot;
+        ModelSource source;
+        IModelBackend backend;
+        IReadOnlyList<long> selected;
+        ModelConfig config;
+        try
+        {
+            source = RepositoryScanner.ReadModel(_options.Path, name, configOverrideJson);
+            backend = _backends.FirstOrDefault(b => b.Handles(source.Config))
+                ?? throw new ModelConfigException(
+                    $"no backend for platform '{source.Config.Platform}' / backend '{source.Config.Backend}'");
+            selected = source.Config.VersionPolicy.Select(source.Versions);
+            if (selected.Count == 0)
+            {
+                throw new ModelConfigException(source.Versions.Count == 0
+                    ? "no version folder (a positive integer, such as 1/) holds a model"
+                    : "no version folder matches the version policy");
+            }
+
+            var signature = backend.Inspect(source.ModelPath(selected[0]));
+            config = ConfigCompleter.Complete(source.Config, signature, backend.Platform, source.HasConfigFile ? 0 : _options.DefaultMaxBatchSize);
+        }
+        catch (Exception e) when (e is ModelConfigException or IOException or UnauthorizedAccessException or BackendLoadException)
+        {
+            LogLoadFailed(name, e.Message);
+            if (old.Versions.IsEmpty)
+            {
+                entry.Snapshot = old with { Reason = e.Message };
+            }
+
+            throw InferenceException.Invalid($"failed to load '{name}': {e.Message}");
+        }
+
+        entry.Snapshot = old with { Pending = [.. selected] };
+        var loaded = await Task.WhenAll(selected.Select(v => Task.Run(() => LoadVersion(backend, source, config, v), cancellationToken))).ConfigureAwait(false);
+
+        var versions = ImmutableSortedDictionary.CreateBuilder<long, ModelVersion>();
+        var failures = new List<string>();
+        foreach (var version in loaded)
+        {
+            if (version.IsReady)
+            {
+                versions[version.Version] = version;
+                continue;
+            }
+
+            failures.Add($"version {version.Version}: {version.Reason}");
+            versions[version.Version] = old.Versions.TryGetValue(version.Version, out var previous) && previous.IsReady ? previous : version;
+        }
+
+        entry.Snapshot = new ModelSnapshot(versions.ToImmutable(), [], failures.Count > 0 ? string.Join("; ", failures) : null);
+
+        // Versions no longer served finish their running requests, then free their sessions.
+        var retired = old.Versions.Values.Where(v => !versions.TryGetValue(v.Version, out var kept) || kept != v);
+        await Task.WhenAll(retired.Select(v => v.RetireAsync("unloaded"))).ConfigureAwait(false);
+
+        if (failures.Count > 0)
+        {
+            throw InferenceException.Invalid($"failed to load '{name}': {string.Join("; ", failures)}");
+        }
+
+        LogLoaded(name, string.Join(",", selected), config.InstanceCount);
+    }
+
+    private ModelVersion LoadVersion(IModelBackend backend, ModelSource source, ModelConfig config, long version)
+    {
+        var path = source.ModelPath(version);
+        var instances = new List<IModelInstance>();
+        try
+        {
+            if (!File.Exists(path))
+            {
+                throw new BackendLoadException($"{Path.GetFileName(path)} not found in version folder {version}");
+            }
+
+            for (var i = 0; i < config.InstanceCount; i++)
+            {
+                instances.Add(backend.CreateInstance(config, path, i));
+            }
+
+            return new ModelVersion(source.Name, version, config, [.. instances], _time);
+        }
+        catch (Exception e)
+        {
+            foreach (var instance in instances)
+            {
+                instance.Dispose();
+            }
+
+            LogVersionFailed(source.Name, version, e.Message);
+            return ModelVersion.Failed(source.Name, version, config, e.Message, _time);
+        }
+    }
+
+    private static bool IsValidName(string name) =>
+        name.Length > 0 && name.IndexOfAny(['/', '\\']) < 0 && name != "." && name != ".." && !name.StartsWith('.');
+
+    private static string Describe(string name, string? version) =>
+        string.IsNullOrEmpty(version) ? $"model '{name}'" : $"model '{name}' version {version}";
+
+    private sealed class ModelEntry(string name)
+    {
+        public string Name { get; } = name;
+
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public volatile ModelSnapshot Snapshot = ModelSnapshot.Empty;
+    }
+
+    /// <summary>What a model serves now: its versions, those loading, and why it failed if it did.</summary>
+    private sealed record ModelSnapshot(ImmutableSortedDictionary<long, ModelVersion> Versions, ImmutableArray<long> Pending, string? Reason)
+    {
+        public static ModelSnapshot Empty { get; } = new(ImmutableSortedDictionary<long, ModelVersion>.Empty, [], null);
+    }
+}
+
+/// <summary>A backend could not load a model file (corrupt, unsupported); the message says why.</summary>
+public sealed class BackendLoadException(string message, Exception? inner = null) : Exception(message, inner);

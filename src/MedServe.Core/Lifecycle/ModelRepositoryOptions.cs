@@ -1,0 +1,10 @@
+namespace MedServe.Lifecycle;
+
+public sealed class ModelRepositoryOptions
+{
+    /// <summary>The repository folder (Triton's layout).</summary>
+    public string Path { get; set; } = "models";
+
+    /// <summary>max_batch_size given to a model without config whose tensors all start with a dynamic dimension (Triton's default is 4).</summary>
+    public int DefaultMaxBatchSize { get; set; } = 4;
+}

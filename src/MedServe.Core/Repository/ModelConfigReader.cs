@@ -1,0 +1,301 @@
+using System.Globalization;
+using System.Text.Json;
+using MedServe.Tensors;
+
+namespace MedServe.Repository;
+
+/// <summary>
+/// Maps a parsed configuration (config.pbtxt or JSON, see <see cref="ConfigNode"/>) to a
+/// <see cref="ModelConfig"/>. Field names are Triton's (model_config.proto); a misspelt field is
+/// an error, while Triton fields MedServe does not act on yet are accepted and ignored, so an
+/// existing Triton repository loads as is.
+/// </summary>
+public static class ModelConfigReader
+{
+    private static readonly HashSet<string> KnownTopLevel =
+    [
+        "name", "platform", "backend", "runtime", "version_policy", "max_batch_size", "input", "output",
+        "batch_input", "batch_output", "optimization", "dynamic_batching", "sequence_batching",
+        "ensemble_scheduling", "instance_group", "default_model_filename", "cc_model_filenames",
+        "metric_tags", "parameters", "model_warmup", "model_operations", "model_transaction_policy",
+        "model_repository_agents", "response_cache",
+    ];
+
+    public static ModelConfig ParsePbtxt(string text, string fallbackName, string source = "config.pbtxt") =>
+        Read(ProtoTextParser.Parse(text, source), fallbackName, source);
+
+    public static ModelConfig ParseJson(string json, string fallbackName, string source = "config.json")
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException($"{source}: not valid JSON ({e.Message})");
+        }
+
+        using (document)
+        {
+            return Read(ConfigNode.FromJson(document.RootElement), fallbackName, source);
+        }
+    }
+
+    public static ModelConfig Read(ConfigNode node, string fallbackName, string source)
+    {
+        foreach (var (key, _) in node.Fields)
+        {
+            if (!KnownTopLevel.Contains(key))
+            {
+                throw new ModelConfigException($"{source}: unknown field '{key}'");
+            }
+        }
+
+        var context = new Context(source);
+        var name = context.String(node, "name") ?? "";
+        var config = new ModelConfig
+        {
+            Name = name.Length > 0 ? name : fallbackName,
+            Platform = context.String(node, "platform") ?? "",
+            Backend = context.String(node, "backend") ?? "",
+            MaxBatchSize = (int)context.Integer(node, "max_batch_size", 0, int.MaxValue),
+            Inputs = ReadTensors(context, node, "input"),
+            Outputs = ReadTensors(context, node, "output"),
+            VersionPolicy = ReadVersionPolicy(context, node.One("version_policy")?.Message),
+            InstanceGroups = ReadInstanceGroups(context, node),
+            DynamicBatching = node.One("dynamic_batching") is { } batching
+                ? ReadDynamicBatching(context, Message(context, batching, "dynamic_batching"))
+                : null,
+            DefaultModelFilename = context.String(node, "default_model_filename") ?? "",
+            Parameters = ReadParameters(context, node),
+        };
+
+        return config;
+    }
+
+    private static List<TensorConfig> ReadTensors(Context context, ConfigNode node, string field)
+    {
+        var tensors = new List<TensorConfig>();
+        var index = 0;
+        foreach (var value in node.All(field))
+        {
+            var where = $"{field}[{index++}]";
+            var tensor = Message(context, value, where);
+            var name = context.String(tensor, "name", where);
+            if (string.IsNullOrEmpty(name))
+            {
+                throw context.Error($"{where}: 'name' is required");
+            }
+
+            var typeName = context.String(tensor, "data_type", where);
+            if (!TensorDataTypes.TryParseConfigName(typeName, out var type))
+            {
+                throw context.Error($"{where} '{name}': unknown data_type '{typeName}'");
+            }
+
+            var dims = tensor.All("dims").Select(d => context.ParseInteger(d, $"{where}.dims", -1, long.MaxValue)).ToArray();
+            tensors.Add(new TensorConfig(name, type, dims)
+            {
+                Optional = context.Bool(tensor, "optional", where),
+            });
+        }
+
+        return tensors;
+    }
+
+    private static VersionPolicy ReadVersionPolicy(Context context, ConfigNode? node)
+    {
+        if (node is null)
+        {
+            return VersionPolicy.Latest(1);
+        }
+
+        if (node.One("latest") is { } latest)
+        {
+            var count = context.Integer(Message(context, latest, "version_policy.latest"), "num_versions", 1, int.MaxValue, "version_policy.latest");
+            return VersionPolicy.Latest((int)count);
+        }
+
+        if (node.One("all") is not null)
+        {
+            return VersionPolicy.All;
+        }
+
+        if (node.One("specific") is { } specific)
+        {
+            var versions = Message(context, specific, "version_policy.specific").All("versions")
+                .Select(v => context.ParseInteger(v, "version_policy.specific.versions", 0, long.MaxValue)).ToList();
+            return VersionPolicy.Specific(versions);
+        }
+
+        throw context.Error("version_policy: expected one of latest, all, specific");
+    }
+
+    private static List<InstanceGroupConfig> ReadInstanceGroups(Context context, ConfigNode node)
+    {
+        var groups = new List<InstanceGroupConfig>();
+        var index = 0;
+        foreach (var value in node.All("instance_group"))
+        {
+            var where = $"instance_group[{index++}]";
+            var group = Message(context, value, where);
+            var kindName = context.String(group, "kind", where) ?? "KIND_AUTO";
+            var kind = kindName switch
+            {
+                "KIND_AUTO" => InstanceKind.Auto,
+                "KIND_CPU" => InstanceKind.Cpu,
+                "KIND_GPU" => InstanceKind.Gpu,
+                "KIND_MODEL" => InstanceKind.Model,
+                _ => throw context.Error($"{where}: unknown kind '{kindName}'"),
+            };
+            var count = group.One("count") is null ? 1 : (int)context.Integer(group, "count", 1, 1024, where);
+            var gpus = group.All("gpus").Select(g => (int)context.ParseInteger(g, $"{where}.gpus", 0, 1024)).ToList();
+            groups.Add(new InstanceGroupConfig(context.String(group, "name", where) ?? "", kind, count) { Gpus = gpus });
+        }
+
+        return groups;
+    }
+
+    private static DynamicBatchingConfig ReadDynamicBatching(Context context, ConfigNode node)
+    {
+        const string where = "dynamic_batching";
+        var priorityPolicies = new Dictionary<long, QueuePolicyConfig>();
+        foreach (var entry in node.All("priority_queue_policy"))
+        {
+            var pair = Message(context, entry, $"{where}.priority_queue_policy");
+            if (pair.One("key") is not null)
+            {
+                // Text format: priority_queue_policy { key: 1 value { ... } }.
+                var key = context.Integer(pair, "key", 0, long.MaxValue, $"{where}.priority_queue_policy");
+                priorityPolicies[key] = pair.One("value") is { } v
+                    ? ReadQueuePolicy(context, Message(context, v, $"{where}.priority_queue_policy"))
+                    : new QueuePolicyConfig();
+                continue;
+            }
+
+            // JSON mapping of a proto map: "priority_queue_policy": { "1": { ... } }.
+            foreach (var (level, policy) in pair.Fields)
+            {
+                var key = context.ParseInteger(ConfigValue.Of(level, quoted: false), $"{where}.priority_queue_policy", 0, long.MaxValue);
+                priorityPolicies[key] = ReadQueuePolicy(context, Message(context, policy, $"{where}.priority_queue_policy"));
+            }
+        }
+
+        return new DynamicBatchingConfig
+        {
+            PreferredBatchSize = node.All("preferred_batch_size").Select(v => (int)context.ParseInteger(v, $"{where}.preferred_batch_size", 1, int.MaxValue)).ToList(),
+            MaxQueueDelayMicroseconds = context.Integer(node, "max_queue_delay_microseconds", 0, long.MaxValue, where),
+            PreserveOrdering = context.Bool(node, "preserve_ordering", where),
+            PriorityLevels = context.Integer(node, "priority_levels", 0, long.MaxValue, where),
+            DefaultPriorityLevel = context.Integer(node, "default_priority_level", 0, long.MaxValue, where),
+            DefaultQueuePolicy = node.One("default_queue_policy") is { } queuePolicy
+                ? ReadQueuePolicy(context, Message(context, queuePolicy, $"{where}.default_queue_policy"))
+                : null,
+            PriorityQueuePolicy = priorityPolicies,
+        };
+    }
+
+    private static QueuePolicyConfig ReadQueuePolicy(Context context, ConfigNode node)
+    {
+        const string where = "queue_policy";
+        var action = context.String(node, "timeout_action", where) ?? "REJECT";
+        if (action is not ("REJECT" or "DELAY"))
+        {
+            throw context.Error($"{where}: timeout_action must be REJECT or DELAY, not '{action}'");
+        }
+
+        return new QueuePolicyConfig
+        {
+            TimeoutAction = action,
+            DefaultTimeoutMicroseconds = context.Integer(node, "default_timeout_microseconds", 0, long.MaxValue, where),
+            AllowTimeoutOverride = context.Bool(node, "allow_timeout_override", where),
+            MaxQueueSize = (int)context.Integer(node, "max_queue_size", 0, int.MaxValue, where),
+        };
+    }
+
+    private static Dictionary<string, string> ReadParameters(Context context, ConfigNode node)
+    {
+        var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var value in node.All("parameters"))
+        {
+            var entry = Message(context, value, "parameters");
+            var key = context.String(entry, "key", "parameters");
+            if (key is not null)
+            {
+                // Text format: parameters { key: "k" value { string_value: "v" } }.
+                var inner = entry.One("value")?.Message;
+                parameters[key] = inner is null ? "" : context.String(inner, "string_value", $"parameters '{key}'") ?? "";
+                continue;
+            }
+
+            // JSON mapping of a proto map: "parameters": { "k": { "string_value": "v" } }.
+            foreach (var (name, item) in entry.Fields)
+            {
+                var inner = Message(context, item, $"parameters '{name}'");
+                parameters[name] = context.String(inner, "string_value", $"parameters '{name}'") ?? "";
+            }
+        }
+
+        return parameters;
+    }
+
+    private static ConfigNode Message(Context context, ConfigValue value, string where) =>
+        value.Message ?? throw context.Error($"{where}: expected a message {{ ... }}, found '{value}'");
+
+    private sealed class Context(string source)
+    {
+        public ModelConfigException Error(string message) => new($"{source}: {message}");
+
+        public string? String(ConfigNode node, string field, string? where = null)
+        {
+            var value = node.One(field);
+            if (value is null)
+            {
+                return null;
+            }
+
+            return value.Scalar ?? throw Error($"{Prefix(where)}{field}: expected a single value");
+        }
+
+        public long Integer(ConfigNode node, string field, long min, long max, string? where = null)
+        {
+            var value = node.One(field);
+            return value is null ? Math.Max(0, min) : ParseInteger(value, $"{Prefix(where)}{field}", min, max);
+        }
+
+        public long ParseInteger(ConfigValue value, string where, long min, long max)
+        {
+            if (value.Scalar is null
+                || !long.TryParse(value.Scalar, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+            {
+                throw Error($"{where}: expected an integer, found '{value}'");
+            }
+
+            if (number < min || number > max)
+            {
+                throw Error($"{where}: {number} is out of range [{min}, {max}]");
+            }
+
+            return number;
+        }
+
+        public bool Bool(ConfigNode node, string field, string where)
+        {
+            var value = node.One(field);
+            if (value is null)
+            {
+                return false;
+            }
+
+            return value.Scalar switch
+            {
+                "true" or "True" or "1" => true,
+                "false" or "False" or "0" => false,
+                _ => throw Error($"{where}.{field}: expected true or false, found '{value}'"),
+            };
+        }
+
+        private static string Prefix(string? where) => where is null ? "" : where + ".";
+    }
+}

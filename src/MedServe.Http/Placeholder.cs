@@ -1,0 +1,1 @@
+namespace MedServe.Http; internal static class Placeholder {}

@@ -1,0 +1,116 @@
+using MedServe.Backends;
+using MedServe.Lifecycle;
+using MedServe.Repository;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.ML.OnnxRuntime;
+
+namespace MedServe.Onnx;
+
+/// <summary>Runs ONNX models with ONNX Runtime: one <see cref="InferenceSession"/> per instance.</summary>
+public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<OnnxBackend> logger) : IModelBackend
+{
+    private readonly OnnxOptions _options = options.Value;
+
+    public string Platform => ModelConfig.OnnxPlatform;
+
+    public bool Handles(ModelConfig config) =>
+        config.Platform is ModelConfig.OnnxPlatform || config.Backend is ModelConfig.OnnxBackend
+        || (config.Platform.Length == 0 && config.Backend.Length == 0);
+
+    public ModelSignature Inspect(string modelPath)
+    {
+        using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        using var session = OpenSession(modelPath, sessionOptions);
+        return new ModelSignature(
+            ReadTensors(session.InputMetadata, "input"),
+            ReadTensors(session.OutputMetadata, "output"));
+    }
+
+    public IModelInstance CreateInstance(ModelConfig config, string modelPath, int instanceIndex)
+    {
+        var sessionOptions = CreateSessionOptions(config);
+        try
+        {
+            var session = OpenSession(modelPath, sessionOptions);
+            return new OnnxModelInstance(session, sessionOptions);
+        }
+        catch
+        {
+            sessionOptions.Dispose();
+            throw;
+        }
+    }
+
+    internal SessionOptions CreateSessionOptions(ModelConfig config)
+    {
+        var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = Parameter(config, "execution_mode", 0) == 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = Parameter(config, "intra_op_thread_count", _options.IntraOpThreads) is > 0 and var intra
+                ? intra
+                : Math.Max(1, Environment.ProcessorCount / config.InstanceCount),
+            InterOpNumThreads = Math.Max(0, Parameter(config, "inter_op_thread_count", _options.InterOpThreads)),
+        };
+
+        var provider = _options.ExecutionProvider.ToLowerInvariant();
+        if (provider is "cuda" or "auto" || config.WantsGpu)
+        {
+            try
+            {
+                sessionOptions.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
+                LogProvider(config.Name, "CUDA");
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                if (provider == "cuda")
+                {
+                    sessionOptions.Dispose();
+                    throw new BackendLoadException($"the CUDA execution provider is configured but not available: {e.Message}", e);
+                }
+
+                LogCudaMissing(config.Name);
+            }
+        }
+
+        return sessionOptions;
+    }
+
+    private static InferenceSession OpenSession(string modelPath, SessionOptions sessionOptions)
+    {
+        try
+        {
+            return new InferenceSession(modelPath, sessionOptions);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new BackendLoadException($"ONNX Runtime cannot load {Path.GetFileName(modelPath)}: {e.Message}", e);
+        }
+    }
+
+    private static List<TensorConfig> ReadTensors(IReadOnlyDictionary<string, NodeMetadata> metadata, string kind)
+    {
+        var tensors = new List<TensorConfig>();
+        foreach (var (name, node) in metadata)
+        {
+            if (!node.IsTensor || !OnnxTypes.TryToDataType(node.ElementDataType, out var type))
+            {
+                throw new BackendLoadException($"the model's {kind} '{name}' is not a tensor of a supported type");
+            }
+
+            tensors.Add(new TensorConfig(name, type, node.Dimensions.Select(d => (long)(d < 0 ? -1 : d)).ToArray()));
+        }
+
+        return tensors;
+    }
+
+    private static int Parameter(ModelConfig config, string key, int fallback) =>
+        config.Parameters.TryGetValue(key, out var text) && int.TryParse(text, out var value) ? value : fallback;
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Model {Model} runs on the {Provider} execution provider")]
+    private partial void LogProvider(string model, string provider);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Model {Model} asked for CUDA, which this ONNX Runtime lacks; it runs on the CPU")]
+    private partial void LogCudaMissing(string model);
+}

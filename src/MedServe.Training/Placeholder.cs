@@ -1,0 +1,1 @@
+namespace MedServe.Training; internal static class Placeholder {}
