@@ -1,1 +1,12 @@
-System.Console.WriteLine("hi");
+using System.CommandLine;
+using MedServe.Cli;
+
+var root = new RootCommand("MedServe: a model server for clinical AI (Open Inference Protocol v2)")
+{
+    ServeCommand.Create(),
+    TrainCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();
+
+/// <summary>Visible to functional tests.</summary>
+public partial class Program;

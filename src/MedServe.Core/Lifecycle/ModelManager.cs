@@ -22,6 +22,7 @@ public sealed partial class ModelManager : IAsyncDisposable
     private readonly ModelRepositoryOptions _options;
     private readonly ILogger<ModelManager> _logger;
     private readonly TimeProvider _time;
+    private readonly TaskCompletionSource _startupLoaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _ready;
     private volatile bool _stopping;
 
@@ -37,6 +38,9 @@ public sealed partial class ModelManager : IAsyncDisposable
 
     /// <summary>True once the startup load has finished, until shutdown begins.</summary>
     public bool IsReady => _ready && !_stopping;
+
+    /// <summary>Completes when the startup load has finished.</summary>
+    public Task WhenReady => _startupLoaded.Task;
 
     /// <summary>Loads every model in the repository. A model that fails is recorded with its reason.</summary>
     public async Task LoadAllAsync(CancellationToken cancellationToken = default)
@@ -55,6 +59,7 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
 
         _ready = true;
+        _startupLoaded.TrySetResult();
     }
 
     /// <summary>

@@ -64,13 +64,13 @@ public sealed class ProtoTextParser
             {
                 value = ReadMessage();
             }
-            else if (!hasColon)
-            {
-                throw Error($"expected ':' or '{{' after field '{name}'");
-            }
             else if (c == '[')
             {
                 value = ReadList(name);
+            }
+            else if (!hasColon)
+            {
+                throw Error($"expected ':' or '{{' after field '{name}'");
             }
             else
             {

@@ -1,1 +1,0 @@
-namespace MedServe.Http; internal static class Placeholder {}

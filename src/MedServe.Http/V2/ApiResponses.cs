@@ -1,0 +1,47 @@
+using System.Text.Json;
+using MedServe.Http.Codec;
+using MedServe.Inference;
+using Microsoft.AspNetCore.Http;
+
+namespace MedServe.Http.V2;
+
+/// <summary>Writes protocol JSON bodies and <c>{"error": "..."}</c> errors with the right status.</summary>
+internal static class ApiResponses
+{
+    /// <summary>Messages keep quotes and non-ASCII names readable; HTML-safe escaping is pointless in an API.</summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static async Task WriteJsonAsync(HttpResponse response, int status, Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new PooledBuffer(512);
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            write(writer);
+        }
+
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        response.ContentLength = buffer.Length;
+        await response.Body.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
+    }
+
+    public static Task WriteErrorAsync(HttpResponse response, int status, string message) =>
+        WriteJsonAsync(response, status, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("error", message);
+            w.WriteEndObject();
+        });
+
+    public static Task WriteErrorAsync(HttpResponse response, InferenceException error) =>
+        WriteErrorAsync(response, StatusOf(error.Kind), error.Message);
+
+    public static int StatusOf(InferenceErrorKind kind) => kind switch
+    {
+        InferenceErrorKind.InvalidArgument => StatusCodes.Status400BadRequest,
+        InferenceErrorKind.NotFound => StatusCodes.Status404NotFound,
+        InferenceErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
+        InferenceErrorKind.TooLarge => StatusCodes.Status413PayloadTooLarge,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+}

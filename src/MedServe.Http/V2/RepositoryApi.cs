@@ -1,0 +1,142 @@
+using System.Text.Json;
+using MedServe.Inference;
+using MedServe.Lifecycle;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace MedServe.Http.V2;
+
+/// <summary>Triton's model repository extension: index, load (optionally with a config), unload.</summary>
+public static class RepositoryApi
+{
+    public static IEndpointRouteBuilder MapRepositoryApi(this IEndpointRouteBuilder routes)
+    {
+        routes.MapPost("/v2/repository/index", Index);
+        routes.MapPost("/v2/repository/models/{model}/load", Load);
+        routes.MapPost("/v2/repository/models/{model}/unload", Unload);
+        return routes;
+    }
+
+    private static Task Index(HttpContext context, ModelManager models) =>
+        ModelApi.Guard(context, async () =>
+        {
+            using var body = await ReadOptionalJsonAsync(context).ConfigureAwait(false);
+            var readyOnly = false;
+            if (body is not null && body.RootElement.TryGetProperty("ready", out var ready))
+            {
+                readyOnly = ready.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw InferenceException.Invalid("'ready' must be true or false"),
+                };
+            }
+
+            var entries = models.Index(readyOnly);
+            await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray();
+                foreach (var entry in entries)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", entry.Name);
+                    if (entry.Version is { } version)
+                    {
+                        w.WriteString("version", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+
+                    if (entry.State is { } state)
+                    {
+                        w.WriteString("state", state.ToWireName());
+                    }
+
+                    if (!string.IsNullOrEmpty(entry.Reason))
+                    {
+                        w.WriteString("reason", entry.Reason);
+                    }
+
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            }).ConfigureAwait(false);
+        });
+
+    private static Task Load(HttpContext context, ModelManager models, string model) =>
+        ModelApi.Guard(context, async () =>
+        {
+            using var body = await ReadOptionalJsonAsync(context).ConfigureAwait(false);
+            string? config = null;
+            if (body is not null && body.RootElement.TryGetProperty("parameters", out var parameters))
+            {
+                if (parameters.ValueKind != JsonValueKind.Object)
+                {
+                    throw InferenceException.Invalid("'parameters' must be an object");
+                }
+
+                foreach (var parameter in parameters.EnumerateObject())
+                {
+                    if (parameter.Name == "config")
+                    {
+                        config = parameter.Value.ValueKind == JsonValueKind.String
+                            ? parameter.Value.GetString()
+                            : throw InferenceException.Invalid("parameter 'config' must be a string holding the model config as JSON");
+                    }
+                    else if (parameter.Name.StartsWith("file:", StringComparison.Ordinal))
+                    {
+                        throw InferenceException.Invalid($"parameter '{parameter.Name}': loading model files through the API is not supported; place them in the repository");
+                    }
+                    else
+                    {
+                        throw InferenceException.Invalid($"unexpected load parameter '{parameter.Name}'");
+                    }
+                }
+            }
+
+            await models.LoadAsync(model, config, context.RequestAborted).ConfigureAwait(false);
+            await WriteEmptyAsync(context).ConfigureAwait(false);
+        });
+
+    private static Task Unload(HttpContext context, ModelManager models, string model) =>
+        ModelApi.Guard(context, async () =>
+        {
+            using var body = await ReadOptionalJsonAsync(context).ConfigureAwait(false);
+            await models.UnloadAsync(model, context.RequestAborted).ConfigureAwait(false);
+            await WriteEmptyAsync(context).ConfigureAwait(false);
+        });
+
+    private static Task WriteEmptyAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentLength = 0;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Parses a small JSON body; an empty body is allowed (tritonclient sends one for the index).</summary>
+    private static async Task<JsonDocument?> ReadOptionalJsonAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        try
+        {
+            var document = JsonDocument.Parse(text);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                throw InferenceException.Invalid("the request body must be a JSON object");
+            }
+
+            return document;
+        }
+        catch (JsonException e)
+        {
+            throw InferenceException.Invalid($"malformed JSON in the request (line {e.LineNumber + 1}): {e.Message}");
+        }
+    }
+}

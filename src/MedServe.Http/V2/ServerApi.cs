@@ -1,0 +1,63 @@
+using MedServe.Lifecycle;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace MedServe.Http.V2;
+
+/// <summary>Server health and metadata: GET v2/health/live, v2/health/ready, v2.</summary>
+public static class ServerApi
+{
+    /// <summary>The protocol extensions MedServe implements, as Triton names them.</summary>
+    public static readonly string[] Extensions =
+        ["binary_tensor_data", "parameters", "model_repository", "model_configuration", "statistics"];
+
+    public static IEndpointRouteBuilder MapServerApi(this IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/v2/health/live", Live);
+        routes.MapGet("/v2/health/ready", Ready);
+        routes.MapGet("/v2", Metadata);
+        return routes;
+    }
+
+    private static Task Live(HttpContext context) =>
+        ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("live", true);
+            w.WriteEndObject();
+        });
+
+    private static Task Ready(HttpContext context, ModelManager models)
+    {
+        var ready = models.IsReady;
+        return ApiResponses.WriteJsonAsync(context.Response, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, w =>
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("ready", ready);
+            w.WriteEndObject();
+        });
+    }
+
+    private static Task Metadata(HttpContext context) =>
+        ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("name", "medserve");
+            w.WriteString("version", ServerInfo.Version);
+            w.WriteStartArray("extensions");
+            foreach (var extension in Extensions)
+            {
+                w.WriteStringValue(extension);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+}
+
+public static class ServerInfo
+{
+    public static string Version { get; } =
+        typeof(ServerInfo).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+}

@@ -1,1 +1,0 @@
-namespace MedServe.Training; internal static class Placeholder {}

@@ -1,0 +1,64 @@
+using System.Net;
+using MedServe.Backends;
+using MedServe.Http;
+using MedServe.Lifecycle;
+using MedServe.Onnx;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace MedServe.Hosting;
+
+/// <summary>Wires the server: configuration, services, Kestrel, routes. It decides nothing else.</summary>
+public static class ServerHost
+{
+    /// <param name="overrides">Settings from the command line (or a test), above appsettings.json and MEDSERVE_* variables.</param>
+    public static WebApplication Build(IDictionary<string, string?> overrides)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddJsonFile("appsettings.json", optional: true);
+        builder.Configuration.AddInMemoryCollection(EnvironmentConfiguration.Read(Environment.GetEnvironmentVariables()));
+        builder.Configuration.AddInMemoryCollection(overrides);
+
+        var section = builder.Configuration.GetSection(ServerOptions.Section);
+        var server = section.Get<ServerOptions>() ?? new ServerOptions();
+        builder.Services.AddMedServe(section, server);
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes
+                ?? new HttpFrontendOptions().MaxRequestBodyBytes;
+            kestrel.Listen(ParseHost(server.Host), server.HttpPort);
+        });
+
+        var app = builder.Build();
+        app.MapOpenInferenceProtocol();
+        return app;
+    }
+
+    public static IServiceCollection AddMedServe(this IServiceCollection services, IConfigurationSection section, ServerOptions server)
+    {
+        services.Configure<ServerOptions>(section);
+        services.Configure<OnnxOptions>(section.GetSection("Onnx"));
+        services.Configure<HttpFrontendOptions>(section.GetSection("Http"));
+        services.Configure<ModelRepositoryOptions>(section.GetSection("Repository"));
+        services.PostConfigure<ModelRepositoryOptions>(o => o.Path = server.ResolvedModelRepository);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
+        services.TryAddSingleton<ModelManager>();
+        services.AddHostedService<ModelRepositoryService>();
+        return services;
+    }
+
+    private static IPAddress ParseHost(string host) => host switch
+    {
+        "localhost" => IPAddress.Loopback,
+        "*" or "+" => IPAddress.Any,
+        _ => IPAddress.TryParse(host, out var address)
+            ? address
+            : throw new OptionsValidationException(ServerOptions.Section, typeof(ServerOptions), [$"Host '{host}' is not an IP address"]),
+    };
+}

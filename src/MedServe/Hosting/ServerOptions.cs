@@ -1,0 +1,28 @@
+namespace MedServe.Hosting;
+
+/// <summary>The "MedServe" configuration section (appsettings.json, MEDSERVE_* variables, command line).</summary>
+public sealed class ServerOptions
+{
+    public const string Section = "MedServe";
+
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>0 picks a free port (tests).</summary>
+    public int HttpPort { get; set; } = 8000;
+
+    /// <summary>Reserved for the gRPC frontend.</summary>
+    public int GrpcPort { get; set; } = 8001;
+
+    /// <summary>Holds everything the server writes; relative paths are against the working directory.</summary>
+    public string DataDir { get; set; } = ".medserve";
+
+    /// <summary>Defaults to &lt;DataDir&gt;/models.</summary>
+    public string? ModelRepository { get; set; }
+
+    /// <summary>Write the sample models into the repository when it does not exist yet.</summary>
+    public bool ProvisionSamples { get; set; } = true;
+
+    public string ResolvedDataDir => Path.GetFullPath(DataDir);
+
+    public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));
+}
