@@ -1,0 +1,105 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using MedServe.Hosting;
+using MedServe.Lifecycle;
+using MedServe.Samples;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace MedServe.IntegrationTests.Support;
+
+/// <summary>
+/// A real MedServe on a free loopback port, over a repository holding the three sample models,
+/// an every-datatype identity model, and a model whose ONNX file is corrupt.
+/// </summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public const long BodyLimit = 8 * 1024 * 1024;
+
+    private WebApplication? _app;
+
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), "medserve-it-" + Guid.NewGuid().ToString("N"));
+
+    public string Repository => Path.Combine(Root, "models");
+
+    public HttpClient Client { get; private set; } = null!;
+
+    public ModelManager Models => _app!.Services.GetRequiredService<ModelManager>();
+
+    public async Task InitializeAsync()
+    {
+        SampleModels.ProvisionBreastCancer(Repository);
+        SampleModels.ProvisionResNet18(Repository);
+        SampleModels.ProvisionRisk(Repository);
+        IdentityModel.WriteAll(Repository);
+        Directory.CreateDirectory(Path.Combine(Repository, "corrupt", "1"));
+        File.WriteAllText(Path.Combine(Repository, "corrupt", "1", "model.onnx"), "this is not an ONNX file");
+
+        _app = ServerHost.Build(new Dictionary<string, string?>
+        {
+            ["MedServe:HttpPort"] = "0",
+            ["MedServe:DataDir"] = Root,
+            ["MedServe:ModelRepository"] = Repository,
+            ["MedServe:ProvisionSamples"] = "false",
+            ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        await _app.StartAsync();
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Client = new HttpClient { BaseAddress = new Uri(address) };
+        await Models.WhenReady.WaitAsync(TimeSpan.FromMinutes(2));
+    }
+
+    public async Task DisposeAsync()
+    {
+        Client.Dispose();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+
+        Directory.Delete(Root, recursive: true);
+    }
+
+    public Task<HttpResponseMessage> PostJsonAsync(string path, string json) =>
+        Client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+
+    /// <summary>Posts a binary-extension body: the JSON header, then the raw tensors, as tritonclient.http does.</summary>
+    public Task<HttpResponseMessage> PostBinaryAsync(string path, string json, params byte[][] tensors)
+    {
+        var header = Encoding.UTF8.GetBytes(json);
+        var body = header.Concat(tensors.SelectMany(t => t)).ToArray();
+        var content = new ByteArrayContent(body);
+        content.Headers.Add("Inference-Header-Content-Length", header.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return Client.PostAsync(path, content);
+    }
+
+    public static async Task<JsonElement> JsonAsync(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>Splits a binary-extension response into its JSON header and the binary outputs that follow.</summary>
+    public static async Task<(JsonElement Header, byte[] Binary)> SplitAsync(HttpResponseMessage response)
+    {
+        var body = await response.Content.ReadAsByteArrayAsync();
+        var length = response.Headers.TryGetValues("Inference-Header-Content-Length", out var values)
+            ? int.Parse(values.Single(), System.Globalization.CultureInfo.InvariantCulture)
+            : body.Length;
+        var header = JsonDocument.Parse(body.AsMemory(0, length)).RootElement.Clone();
+        return (header, body[length..]);
+    }
+
+    public static MediaTypeHeaderValue? ContentType(HttpResponseMessage response) => response.Content.Headers.ContentType;
+}
+
+[CollectionDefinition(Name)]
+public sealed class ServerCollection : ICollectionFixture<ServerFixture>
+{
+    public const string Name = "server";
+}
