@@ -19,13 +19,13 @@ done
 
 for c in 1 8 32; do
   echo "== risk, JSON, $c connections"
-  wrk -t2 -c$c -d${secs}s --latency -s "$here/risk.lua" http://127.0.0.1:8600 | grep -E "Requests/sec|^p[0-9]+:|errors"
+  wrk -t$(( c < 2 ? 1 : 2 )) -c$c -d${secs}s --latency -s "$here/risk.lua" http://127.0.0.1:8600 | grep -E "Requests/sec|^p[0-9]+:|errors"
 done
 for c in 1 4; do
   echo "== resnet18, binary, $c connections"
   wrk -t1 -c$c -d${secs}s --latency -s "$here/resnet18.lua" http://127.0.0.1:8600 | grep -E "Requests/sec|^p[0-9]+:|errors"
 done
-kill $server; wait $server 2>/dev/null || true
+kill $server 2>/dev/null || true; wait $server 2>/dev/null || true
 
 echo "== in-process ONNX Runtime, same model files and session settings"
 dotnet run --project "$here/Harness" -c Release -- "$out/data/models" "$secs"
