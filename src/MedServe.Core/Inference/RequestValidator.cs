@@ -112,11 +112,13 @@ public static class RequestValidator
             return;
         }
 
-        var expectedBytes = elements * input.DataType.ElementSize();
-        if (input.Data.Length != expectedBytes)
+        // Compare in elements: the byte count of a huge claimed shape would overflow.
+        var size = input.DataType.ElementSize();
+        if (input.Data.Length % size != 0 || input.Data.Length / size != elements)
         {
+            var needs = elements <= long.MaxValue / size ? $"{elements * size}" : "more than 2^63";
             throw InferenceException.Invalid(
-                $"input '{input.Name}' has {input.Data.Length} bytes of data, but shape {TensorShape.Format(input.Shape)} of {input.DataType.ToWireName()} needs {expectedBytes}");
+                $"input '{input.Name}' has {input.Data.Length} bytes of data, but shape {TensorShape.Format(input.Shape)} of {input.DataType.ToWireName()} needs {needs}");
         }
     }
 

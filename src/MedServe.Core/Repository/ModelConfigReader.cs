@@ -220,8 +220,8 @@ public static class ModelConfigReader
         foreach (var value in node.All("parameters"))
         {
             var entry = Message(context, value, "parameters");
-            var key = context.String(entry, "key", "parameters");
-            if (key is not null)
+            // A scalar "key" marks the text form; in the JSON map form "key" would be a parameter's name.
+            if (entry.One("key")?.Scalar is { } key)
             {
                 // Text format: parameters { key: "k" value { string_value: "v" } }.
                 var inner = entry.One("value")?.Message;

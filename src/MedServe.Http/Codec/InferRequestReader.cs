@@ -76,6 +76,11 @@ internal static class InferRequestReader
                 }
             }
 
+            if (reader.Read())
+            {
+                throw InferenceException.Invalid("unexpected data after the JSON object; a binary part needs Inference-Header-Content-Length");
+            }
+
             if (!sawInputs || request.Inputs.Count == 0)
             {
                 throw InferenceException.Invalid("the request has no 'inputs'");
@@ -205,7 +210,10 @@ internal static class InferRequestReader
 
     private static ReadOnlyMemory<byte> DecodeJson(ref Utf8JsonReader reader, string name, TensorDataType type, long elements, InferenceRequest request)
     {
-        var size = type == TensorDataType.Bytes ? 256 : (int)Math.Min(elements * type.ElementSize(), int.MaxValue);
+        // Size the buffer from the claimed shape only up to a cap: the shape is the client's word,
+        // the data has yet to be seen. The buffer grows as elements arrive.
+        const long InitialCap = 64 * 1024;
+        var size = type == TensorDataType.Bytes ? 256 : (int)Math.Min(elements, InitialCap) * type.ElementSize();
         var buffer = new PooledBuffer(Math.Max(size, 16));
         try
         {
