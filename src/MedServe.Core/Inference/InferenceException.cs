@@ -15,6 +15,15 @@ public enum InferenceErrorKind
     /// <summary>The body is larger than the configured limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).</summary>
     TooLarge,
 
+    /// <summary>The model's queue is full: retry later (HTTP 503 with Retry-After, gRPC UNAVAILABLE).</summary>
+    QueueFull,
+
+    /// <summary>The request waited in the queue past its timeout (HTTP 503, gRPC DEADLINE_EXCEEDED).</summary>
+    TimedOut,
+
+    /// <summary>The client cancelled the request (HTTP 499 in logs, gRPC CANCELLED).</summary>
+    Cancelled,
+
     /// <summary>The backend failed on a valid request (HTTP 500, gRPC INTERNAL).</summary>
     Internal,
 }

@@ -19,7 +19,12 @@ public static class ConfigCompleter
         var batchable = AllLeadingDynamic(signature.Inputs) && AllLeadingDynamic(signature.Outputs);
         if (completed.MaxBatchSize == 0 && completed.Inputs.Count == 0 && completed.Outputs.Count == 0 && batchable && defaultMaxBatchSize > 0)
         {
-            completed = completed with { MaxBatchSize = defaultMaxBatchSize };
+            // As Triton's auto-complete does, a batching model gets the dynamic batcher.
+            completed = completed with
+            {
+                MaxBatchSize = defaultMaxBatchSize,
+                DynamicBatching = defaultMaxBatchSize > 1 ? completed.DynamicBatching ?? new DynamicBatchingConfig() : completed.DynamicBatching,
+            };
         }
 
         var batching = completed.MaxBatchSize > 0;

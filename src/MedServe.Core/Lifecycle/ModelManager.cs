@@ -102,7 +102,7 @@ public sealed partial class ModelManager : IAsyncDisposable
         try
         {
             var old = entry.Snapshot;
-            await Task.WhenAll(old.Versions.Values.Select(v => v.RetireAsync("unloaded"))).ConfigureAwait(false);
+            await Task.WhenAll(old.Versions.Values.Select(v => v.RetireAsync("unloaded", _options.DrainTimeout))).ConfigureAwait(false);
             entry.Snapshot = old with { Reason = "unloaded" };
             LogUnloaded(name);
         }
@@ -250,7 +250,7 @@ public sealed partial class ModelManager : IAsyncDisposable
         _stopping = true;
         foreach (var entry in _models.Values)
         {
-            await Task.WhenAll(entry.Snapshot.Versions.Values.Select(v => v.RetireAsync("server stopped"))).ConfigureAwait(false);
+            await Task.WhenAll(entry.Snapshot.Versions.Values.Select(v => v.RetireAsync("server stopped", _options.DrainTimeout))).ConfigureAwait(false);
         }
     }
 
@@ -311,7 +311,7 @@ public sealed partial class ModelManager : IAsyncDisposable
 
         // Versions no longer served finish their running requests, then free their sessions.
         var retired = old.Versions.Values.Where(v => !versions.TryGetValue(v.Version, out var kept) || kept != v);
-        await Task.WhenAll(retired.Select(v => v.RetireAsync("unloaded"))).ConfigureAwait(false);
+        await Task.WhenAll(retired.Select(v => v.RetireAsync("unloaded", _options.DrainTimeout))).ConfigureAwait(false);
 
         if (failures.Count > 0)
         {

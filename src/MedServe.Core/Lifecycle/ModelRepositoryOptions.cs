@@ -7,4 +7,7 @@ public sealed class ModelRepositoryOptions
 
     /// <summary>max_batch_size given to a model without config whose tensors all start with a dynamic dimension (Triton's default is 4).</summary>
     public int DefaultMaxBatchSize { get; set; } = 4;
+
+    /// <summary>How long an unload or a shutdown lets queued requests run before failing the rest.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -1,21 +1,20 @@
-using System.Diagnostics;
-using System.Threading.Channels;
 using MedServe.Backends;
 using MedServe.Inference;
 using MedServe.Repository;
+using MedServe.Scheduling;
 using MedServe.Statistics;
 
 namespace MedServe.Lifecycle;
 
 /// <summary>
-/// A loaded (or failed) version of a model: its config, its execution instances and its
-/// statistics. Requests hold a lease while they run, so an unload waits for them to finish
-/// before the instances are disposed.
+/// A loaded (or failed) version of a model: its config, its scheduler over its execution
+/// instances, and its statistics. Requests hold a lease while they run, so an unload drains the
+/// scheduler and waits for them before the instances are disposed.
 /// </summary>
 public sealed class ModelVersion
 {
-    private readonly IModelInstance[] _instances;
-    private readonly Channel<IModelInstance> _free;
+    private readonly InstancePool? _instances;
+    private readonly IScheduler? _scheduler;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _leases;
     private int _retired;
@@ -25,12 +24,13 @@ public sealed class ModelVersion
         Name = name;
         Version = version;
         Config = config;
-        _instances = instances;
         Statistics = new ModelStatistics(time);
-        _free = Channel.CreateBounded<IModelInstance>(Math.Max(instances.Length, 1));
-        foreach (var instance in instances)
+        if (instances.Length > 0)
         {
-            _free.Writer.TryWrite(instance);
+            _instances = new InstancePool(instances);
+            _scheduler = config.DynamicBatching is not null && config.MaxBatchSize > 0
+                ? new DynamicBatcher(_instances, config, Statistics, time, version)
+                : new DirectScheduler(_instances, Statistics, time, version, config.MaxBatchSize > 0);
         }
 
         State = instances.Length > 0 ? ModelState.Ready : ModelState.Unavailable;
@@ -50,15 +50,12 @@ public sealed class ModelVersion
 
     public bool IsReady => State == ModelState.Ready;
 
+    /// <summary>Requests queued or running now.</summary>
+    public int PendingCount => _scheduler?.PendingCount ?? 0;
+
     /// <summary>A version that failed to load: never ready, with the reason shown in the index.</summary>
     public static ModelVersion Failed(string name, long version, ModelConfig config, string reason, TimeProvider time) =>
         new(name, version, config, [], time) { Reason = reason };
-
-    public static ModelVersion Loading(string name, long version, ModelConfig config, TimeProvider time)
-    {
-        var placeholder = new ModelVersion(name, version, config, [], time) { State = ModelState.Loading };
-        return placeholder;
-    }
 
     /// <summary>Takes a lease for one request; false once the version is retiring.</summary>
     public bool TryAcquire()
@@ -81,42 +78,14 @@ public sealed class ModelVersion
         }
     }
 
-    /// <summary>Runs one request on a free instance; the caller holds a lease.</summary>
-    public async ValueTask<InferenceResult> ExecuteAsync(InferenceRequest request, IReadOnlyList<TensorConfig> outputs, CancellationToken cancellationToken)
-    {
-        var start = Stopwatch.GetTimestamp();
-        IModelInstance? instance = null;
-        try
-        {
-            if (!_free.Reader.TryRead(out instance))
-            {
-                instance = await _free.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            }
+    /// <summary>Hands a validated request to the scheduler; the caller holds a lease.</summary>
+    public ValueTask<InferenceResult> ExecuteAsync(InferenceRequest request, IReadOnlyList<TensorConfig> outputs, CancellationToken cancellationToken) =>
+        _scheduler is null
+            ? ValueTask.FromException<InferenceResult>(InferenceException.Unavailable($"model '{Name}' version {Version} is not loaded"))
+            : _scheduler.EnqueueAsync(request, outputs, cancellationToken);
 
-            var queueNs = ElapsedNs(start);
-            var timings = default(PhaseTimings);
-            var result = instance.Execute(request, outputs, ref timings);
-            result.ModelVersion = Version;
-            Statistics.RecordExecution(BatchSize(request), timings.InputNs, timings.InferNs, timings.OutputNs);
-            Statistics.RecordSuccess(ElapsedNs(start), queueNs);
-            return result;
-        }
-        catch
-        {
-            Statistics.RecordFailure(ElapsedNs(start));
-            throw;
-        }
-        finally
-        {
-            if (instance is not null)
-            {
-                _free.Writer.TryWrite(instance);
-            }
-        }
-    }
-
-    /// <summary>Stops new requests, waits for running ones, then disposes the instances.</summary>
-    public async Task RetireAsync(string reason)
+    /// <summary>Stops new requests, drains the queue (up to <paramref name="drainTimeout"/>), waits for running requests, then frees the instances.</summary>
+    public async Task RetireAsync(string reason, TimeSpan drainTimeout)
     {
         if (Interlocked.Exchange(ref _retired, 1) == 1)
         {
@@ -130,19 +99,19 @@ public sealed class ModelVersion
             _drained.TrySetResult();
         }
 
-        await _drained.Task.ConfigureAwait(false);
-        foreach (var instance in _instances)
+        if (_scheduler is not null)
         {
-            instance.Dispose();
+            await _scheduler.DrainAsync(drainTimeout).ConfigureAwait(false);
         }
 
+        await _drained.Task.ConfigureAwait(false);
+        if (_scheduler is not null)
+        {
+            await _scheduler.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _instances?.Dispose();
         Reason = reason;
         State = ModelState.Unavailable;
     }
-
-    private long BatchSize(InferenceRequest request) =>
-        Config.MaxBatchSize > 0 && request.Inputs.Count > 0 && request.Inputs[0].Shape.Length > 0 ? request.Inputs[0].Shape[0] : 1;
-
-    internal static long ElapsedNs(long startTimestamp) =>
-        (long)(Stopwatch.GetElapsedTime(startTimestamp).Ticks * (1_000_000_000.0 / TimeSpan.TicksPerSecond));
 }

@@ -33,14 +33,22 @@ internal static class ApiResponses
             w.WriteEndObject();
         });
 
-    public static Task WriteErrorAsync(HttpResponse response, InferenceException error) =>
-        WriteErrorAsync(response, StatusOf(error.Kind), error.Message);
+    public static Task WriteErrorAsync(HttpResponse response, InferenceException error)
+    {
+        if (error.Kind == InferenceErrorKind.QueueFull)
+        {
+            response.Headers.RetryAfter = "1";
+        }
+
+        return WriteErrorAsync(response, StatusOf(error.Kind), error.Message);
+    }
 
     public static int StatusOf(InferenceErrorKind kind) => kind switch
     {
         InferenceErrorKind.InvalidArgument => StatusCodes.Status400BadRequest,
         InferenceErrorKind.NotFound => StatusCodes.Status404NotFound,
-        InferenceErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
+        InferenceErrorKind.Unavailable or InferenceErrorKind.QueueFull or InferenceErrorKind.TimedOut => StatusCodes.Status503ServiceUnavailable,
+        InferenceErrorKind.Cancelled => StatusCodes.Status499ClientClosedRequest,
         InferenceErrorKind.TooLarge => StatusCodes.Status413PayloadTooLarge,
         _ => StatusCodes.Status500InternalServerError,
     };

@@ -1,0 +1,96 @@
+using MedServe.Backends;
+using MedServe.Inference;
+using MedServe.Repository;
+using MedServe.Statistics;
+
+namespace MedServe.Scheduling;
+
+/// <summary>
+/// The plain concurrent path, for models without dynamic batching: each request waits for a
+/// free instance and runs alone on the caller's thread.
+/// </summary>
+internal sealed class DirectScheduler(InstancePool instances, ModelStatistics statistics, TimeProvider time, long version, bool batched) : IScheduler
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _pending;
+
+    public int PendingCount => Volatile.Read(ref _pending);
+
+    public async ValueTask<InferenceResult> EnqueueAsync(InferenceRequest request, IReadOnlyList<TensorConfig> outputs, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _pending);
+        var start = time.GetTimestamp();
+        IModelInstance? instance = null;
+        try
+        {
+            if (_stopping.IsCancellationRequested)
+            {
+                throw InferenceException.Unavailable("the model is shutting down");
+            }
+
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+            try
+            {
+                instance = await instances.TakeAsync(linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                throw cancellationToken.IsCancellationRequested
+                    ? new InferenceException(InferenceErrorKind.Cancelled, "the request was cancelled while queued")
+                    : InferenceException.Unavailable("the model is shutting down");
+            }
+
+            var queueNs = Nanoseconds(start);
+            var timings = default(PhaseTimings);
+            var result = instance.Execute(request, outputs, ref timings);
+            result.ModelVersion = version;
+            statistics.RecordExecution(batched ? BatchAssembler.Rows(request) : 1, timings.InputNs, timings.InferNs, timings.OutputNs);
+            statistics.RecordSuccess(Nanoseconds(start), queueNs);
+            return result;
+        }
+        catch
+        {
+            statistics.RecordFailure(Nanoseconds(start));
+            throw;
+        }
+        finally
+        {
+            if (instance is not null)
+            {
+                instances.Return(instance);
+            }
+
+            if (Interlocked.Decrement(ref _pending) == 0 && _stopping.IsCancellationRequested)
+            {
+                _drained.TrySetResult();
+            }
+        }
+    }
+
+    public async Task DrainAsync(TimeSpan timeout)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (Volatile.Read(ref _pending) == 0)
+        {
+            _drained.TrySetResult();
+        }
+
+        try
+        {
+            await _drained.Task.WaitAsync(timeout, time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Requests still running past the drain time finish on their own; queued ones were refused.
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _stopping.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private long Nanoseconds(long start) => (long)(time.GetElapsedTime(start).Ticks * 100L);
+}
