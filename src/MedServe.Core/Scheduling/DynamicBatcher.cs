@@ -57,6 +57,9 @@ internal sealed class DynamicBatcher : IScheduler
 
     public int PendingCount => Volatile.Read(ref _queued) + Volatile.Read(ref _running);
 
+    /// <summary>Raised (under the queue lock) each time the loop waits with nothing due, with the queued count: lets tests step a fake clock.</summary>
+    internal event Action<int>? Parked;
+
     public async ValueTask<InferenceResult> EnqueueAsync(InferenceRequest request, IReadOnlyList<TensorConfig> outputs, CancellationToken cancellationToken)
     {
         var policy = RequestPolicy.For(request, _batching);
@@ -170,6 +173,7 @@ internal sealed class DynamicBatcher : IScheduler
         {
             Task wake;
             TimeSpan wait;
+            Task waiting;
             lock (_gate)
             {
                 var candidates = Candidates(out var rows);
@@ -208,11 +212,15 @@ internal sealed class DynamicBatcher : IScheduler
                     wake = _wake.Task;
                     wait = _delay - waited;
                 }
+
+                // The timer starts under the lock, so a clock read after Parked sees it armed.
+                waiting = wait == Timeout.InfiniteTimeSpan ? wake.WaitAsync(_stop.Token) : wake.WaitAsync(wait, _time, _stop.Token);
+                Parked?.Invoke(_queued);
             }
 
             try
             {
-                await (wait == Timeout.InfiniteTimeSpan ? wake.WaitAsync(_stop.Token) : wake.WaitAsync(wait, _time, _stop.Token)).ConfigureAwait(false);
+                await waiting.ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
