@@ -8,10 +8,6 @@ namespace MedServe.Http.V2;
 /// <summary>Server health and metadata: GET v2/health/live, v2/health/ready, v2.</summary>
 public static class ServerApi
 {
-    /// <summary>The protocol extensions MedServe implements, as Triton names them.</summary>
-    public static readonly string[] Extensions =
-        ["binary_tensor_data", "parameters", "model_repository", "model_configuration", "statistics"];
-
     public static IEndpointRouteBuilder MapServerApi(this IEndpointRouteBuilder routes)
     {
         routes.MapGet("/v2/health/live", Live);
@@ -43,10 +39,10 @@ public static class ServerApi
         ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
         {
             w.WriteStartObject();
-            w.WriteString("name", "medserve");
+            w.WriteString("name", ServerInfo.Name);
             w.WriteString("version", ServerInfo.Version);
             w.WriteStartArray("extensions");
-            foreach (var extension in Extensions)
+            foreach (var extension in ServerInfo.Extensions)
             {
                 w.WriteStringValue(extension);
             }
@@ -54,10 +50,4 @@ public static class ServerApi
             w.WriteEndArray();
             w.WriteEndObject();
         });
-}
-
-public static class ServerInfo
-{
-    public static string Version { get; } =
-        typeof(ServerInfo).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 }

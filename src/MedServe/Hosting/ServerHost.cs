@@ -1,5 +1,7 @@
 using System.Net;
 using MedServe.Backends;
+using MedServe.Grpc;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using MedServe.Http;
 using MedServe.Lifecycle;
 using MedServe.Onnx;
@@ -32,10 +34,14 @@ public static class ServerHost
             kestrel.Limits.MaxRequestBodySize = section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes
                 ?? new HttpFrontendOptions().MaxRequestBodyBytes;
             kestrel.Listen(ParseHost(server.Host), server.HttpPort);
+
+            // gRPC clients (tritonclient.grpc) speak HTTP/2 without TLS: a port of its own.
+            kestrel.Listen(ParseHost(server.Host), server.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
         });
 
         var app = builder.Build();
         app.MapOpenInferenceProtocol();
+        app.MapGrpcService<InferenceGrpcService>();
         return app;
     }
 
@@ -50,6 +56,11 @@ public static class ServerHost
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
         services.AddHostedService<ModelRepositoryService>();
+        services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes ?? new HttpFrontendOptions().MaxRequestBodyBytes);
+            grpc.MaxSendMessageSize = null;
+        });
         return services;
     }
 

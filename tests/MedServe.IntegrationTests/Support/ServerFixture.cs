@@ -27,6 +27,10 @@ public sealed class ServerFixture : IAsyncLifetime
 
     public HttpClient Client { get; private set; } = null!;
 
+    public global::Grpc.Net.Client.GrpcChannel GrpcChannel { get; private set; } = null!;
+
+    public MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient Grpc { get; private set; } = null!;
+
     public ModelManager Models => _app!.Services.GetRequiredService<ModelManager>();
 
     public async Task InitializeAsync()
@@ -41,6 +45,7 @@ public sealed class ServerFixture : IAsyncLifetime
         _app = ServerHost.Build(new Dictionary<string, string?>
         {
             ["MedServe:HttpPort"] = "0",
+            ["MedServe:GrpcPort"] = "0",
             ["MedServe:DataDir"] = Root,
             ["MedServe:ModelRepository"] = Repository,
             ["MedServe:ProvisionSamples"] = "false",
@@ -48,14 +53,18 @@ public sealed class ServerFixture : IAsyncLifetime
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await _app.StartAsync();
-        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        Client = new HttpClient { BaseAddress = new Uri(address) };
+        // Kestrel lists addresses in the order they were configured: HTTP first, then gRPC.
+        var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
+        Client = new HttpClient { BaseAddress = new Uri(addresses[0]) };
+        GrpcChannel = global::Grpc.Net.Client.GrpcChannel.ForAddress(addresses[1]);
+        Grpc = new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(GrpcChannel);
         await Models.WhenReady.WaitAsync(TimeSpan.FromMinutes(2));
     }
 
     public async Task DisposeAsync()
     {
         Client.Dispose();
+        GrpcChannel.Dispose();
         if (_app is not null)
         {
             await _app.StopAsync();
