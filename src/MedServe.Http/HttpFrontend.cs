@@ -14,6 +14,7 @@ public static class HttpFrontend
         routes.MapStatisticsApi();
         routes.MapModelApi();
         routes.MapRepositoryApi();
+        routes.MapMetricsApi();
         routes.MapFallback((HttpContext context) =>
             ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status404NotFound,
                 $"no route for {context.Request.Method} {context.Request.Path}"));

@@ -172,9 +172,9 @@ public sealed partial class ModelManager : IAsyncDisposable
             {
                 outputs = RequestValidator.Validate(target.Config, request);
             }
-            catch (InferenceException)
+            catch (InferenceException e)
             {
-                target.Statistics.RecordFailure(0);
+                target.Statistics.RecordFailure(0, e.Kind);
                 throw;
             }
 

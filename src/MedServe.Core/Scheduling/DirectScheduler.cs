@@ -49,9 +49,9 @@ internal sealed class DirectScheduler(InstancePool instances, ModelStatistics st
             statistics.RecordSuccess(Nanoseconds(start), queueNs);
             return result;
         }
-        catch
+        catch (Exception e)
         {
-            statistics.RecordFailure(Nanoseconds(start));
+            statistics.RecordFailure(Nanoseconds(start), (e as InferenceException)?.Kind ?? InferenceErrorKind.Internal);
             throw;
         }
         finally

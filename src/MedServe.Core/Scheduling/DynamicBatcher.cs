@@ -73,7 +73,7 @@ internal sealed class DynamicBatcher : IScheduler
 
             if (policy.MaxQueueSize > 0 && _levelCounts[policy.Level] >= policy.MaxQueueSize)
             {
-                _statistics.RecordFailure(0);
+                _statistics.RecordFailure(0, InferenceErrorKind.QueueFull);
                 throw new InferenceException(InferenceErrorKind.QueueFull,
                     $"the queue of model '{_config.Name}' is full ({policy.MaxQueueSize} requests); retry later");
             }
@@ -351,7 +351,7 @@ internal sealed class DynamicBatcher : IScheduler
                 }
                 else
                 {
-                    _statistics.RecordFailure(ToNs(_time.GetTimestamp() - item.EnqueuedAt));
+                    _statistics.RecordFailure(ToNs(_time.GetTimestamp() - item.EnqueuedAt), ((InferenceException)failure!).Kind);
                     item.Completion.TrySetException(failure!);
                 }
             }
@@ -460,7 +460,7 @@ internal sealed class DynamicBatcher : IScheduler
                 owner.CheckIdle();
             }
 
-            owner._statistics.RecordFailure(owner.ToNs(owner._time.GetTimestamp() - EnqueuedAt));
+            owner._statistics.RecordFailure(owner.ToNs(owner._time.GetTimestamp() - EnqueuedAt), error.Kind);
             Completion.TrySetException(error);
         }
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using MedServe.Inference;
 
 namespace MedServe.Statistics;
 
@@ -39,6 +40,7 @@ public sealed class ModelStatistics(TimeProvider time)
     private long _inferenceCount;
     private long _executionCount;
     private long _lastInferenceMs;
+    private readonly long[] _failures = new long[4];
 
     public DurationStat Success { get; } = new();
 
@@ -66,6 +68,7 @@ public sealed class ModelStatistics(TimeProvider time)
     {
         Interlocked.Increment(ref _executionCount);
         Interlocked.Add(ref _inferenceCount, batchSize);
+        BatchSize.Observe(batchSize);
         ComputeInput.Add(inputNs);
         ComputeInfer.Add(inferNs);
         ComputeOutput.Add(outputNs);
@@ -75,16 +78,44 @@ public sealed class ModelStatistics(TimeProvider time)
         batch.ComputeOutput.Add(outputNs);
     }
 
+    /// <summary>End-to-end request durations, for latency percentiles.</summary>
+    public Histogram RequestDuration { get; } = new(Histogram.LatencyBucketsNs);
+
+    /// <summary>Rows per execution: how well batching fills batches.</summary>
+    public Histogram BatchSize { get; } = new(Histogram.BatchSizeBuckets);
+
+    /// <summary>Failures by Triton's reasons: REJECTED, CANCELED, BACKEND, OTHER.</summary>
+    public long FailuresBy(FailureReason reason) => Volatile.Read(ref _failures[(int)reason]);
+
     public void RecordSuccess(long totalNs, long queueNs)
     {
         Success.Add(totalNs);
         Queue.Add(queueNs);
+        RequestDuration.Observe(totalNs);
         Volatile.Write(ref _lastInferenceMs, time.GetUtcNow().ToUnixTimeMilliseconds());
     }
 
-    public void RecordFailure(long totalNs)
+    public void RecordFailure(long totalNs, InferenceErrorKind kind)
     {
         Fail.Add(totalNs);
+        Interlocked.Increment(ref _failures[(int)ReasonOf(kind)]);
         Volatile.Write(ref _lastInferenceMs, time.GetUtcNow().ToUnixTimeMilliseconds());
     }
+
+    private static FailureReason ReasonOf(InferenceErrorKind kind) => kind switch
+    {
+        InferenceErrorKind.QueueFull or InferenceErrorKind.TimedOut or InferenceErrorKind.Unavailable => FailureReason.Rejected,
+        InferenceErrorKind.Cancelled => FailureReason.Canceled,
+        InferenceErrorKind.Internal => FailureReason.Backend,
+        _ => FailureReason.Other,
+    };
+}
+
+/// <summary>Triton's failure reasons (the <c>reason</c> label of nv_inference_request_failure).</summary>
+public enum FailureReason
+{
+    Rejected,
+    Canceled,
+    Backend,
+    Other,
 }

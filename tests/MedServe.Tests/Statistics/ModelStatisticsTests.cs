@@ -52,13 +52,50 @@ public sealed class ModelStatisticsTests
         statistics.RecordSuccess(100, 10);
 
         clock.Advance(TimeSpan.FromSeconds(3));
-        statistics.RecordFailure(900);
+        statistics.RecordFailure(900, MedServe.Inference.InferenceErrorKind.Internal);
 
         Assert.Equal(Start.ToUnixTimeMilliseconds() + 3_000, statistics.LastInferenceMs);
         Assert.Equal(1, statistics.Fail.Count);
         Assert.Equal(900, statistics.Fail.Nanoseconds);
         Assert.Equal(1, statistics.Success.Count);
         Assert.Equal(1, statistics.Queue.Count);
+        Assert.Equal(1, statistics.FailuresBy(FailureReason.Backend));
+    }
+
+    [Theory]
+    [InlineData(MedServe.Inference.InferenceErrorKind.QueueFull, FailureReason.Rejected)]
+    [InlineData(MedServe.Inference.InferenceErrorKind.TimedOut, FailureReason.Rejected)]
+    [InlineData(MedServe.Inference.InferenceErrorKind.Cancelled, FailureReason.Canceled)]
+    [InlineData(MedServe.Inference.InferenceErrorKind.Internal, FailureReason.Backend)]
+    [InlineData(MedServe.Inference.InferenceErrorKind.InvalidArgument, FailureReason.Other)]
+    public void RecordFailure_CountsTritonsReason(MedServe.Inference.InferenceErrorKind kind, FailureReason reason)
+    {
+        var statistics = new ModelStatistics(new FakeTimeProvider(Start));
+
+        statistics.RecordFailure(1, kind);
+
+        Assert.Equal(1, statistics.FailuresBy(reason));
+        Assert.Equal(1, Enum.GetValues<FailureReason>().Sum(r => statistics.FailuresBy(r)));
+    }
+
+    [Fact]
+    public void Histograms_count_latency_and_batch_sizes_into_inclusive_buckets()
+    {
+        var statistics = new ModelStatistics(new FakeTimeProvider(Start));
+
+        statistics.RecordSuccess(100_000, 0);      // exactly 100 µs: the first bucket
+        statistics.RecordSuccess(100_001, 0);      // just above: the second
+        statistics.RecordSuccess(20_000_000_000, 0); // 20 s: only +Inf
+        statistics.RecordExecution(3, 0, 0, 0);
+
+        var latency = statistics.RequestDuration.CumulativeCounts();
+        Assert.Equal(1, latency[0]);
+        Assert.Equal(2, latency[1]);
+        Assert.Equal(2, latency[^2]);
+        Assert.Equal(3, latency[^1]);
+        Assert.Equal(20_000_200_001, statistics.RequestDuration.Sum);
+        var batches = statistics.BatchSize.CumulativeCounts();
+        Assert.Equal([0L, 0L, 1L], batches[..3]);
     }
 
     [Fact]
