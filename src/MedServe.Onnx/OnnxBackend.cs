@@ -54,6 +54,10 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
             InterOpNumThreads = Math.Max(0, Parameter(config, "inter_op_thread_count", _options.InterOpThreads)),
         };
 
+        // ONNX Runtime's intra-op threads spin while waiting for work by default: on a few cores
+        // shared with the HTTP server that steals the CPU requests need (measured in docs/performance.md).
+        sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", Parameter(config, "allow_spinning", _options.AllowSpinning ? 1 : 0) == 1 ? "1" : "0");
+
         var provider = _options.ExecutionProvider.ToLowerInvariant();
         if (provider is "cuda" or "auto" || config.WantsGpu)
         {

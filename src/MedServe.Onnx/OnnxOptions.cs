@@ -13,4 +13,7 @@ public sealed class OnnxOptions
     public int InterOpThreads { get; set; } = 1;
 
     public int CudaDeviceId { get; set; }
+
+    /// <summary>Let intra-op threads spin between operators (lower latency alone, stolen CPU under HTTP load). Off by default.</summary>
+    public bool AllowSpinning { get; set; }
 }

@@ -7,7 +7,7 @@ namespace MedServe.Scheduling;
 
 /// <summary>
 /// Triton's dynamic batcher for one model version. Requests wait in priority queues; one loop
-/// takes a free instance, then forms a batch: at once when max_batch_size (or the largest
+/// waits for work, takes a free instance, then forms a batch: at once when max_batch_size (or the largest
 /// preferred size) is reached, else when the oldest request has waited max_queue_delay. Batches
 /// run on the instances in parallel. Full queues refuse at once, queued requests time out or are
 /// cancelled before they cost compute, and a drain finishes what was accepted.
@@ -64,6 +64,7 @@ internal sealed class DynamicBatcher : IScheduler
     {
         var policy = RequestPolicy.For(request, _batching);
         var item = new Pending(this, request, outputs, policy, _time.GetTimestamp());
+        IModelInstance? inline = null;
         lock (_gate)
         {
             if (_stopping)
@@ -78,13 +79,31 @@ internal sealed class DynamicBatcher : IScheduler
                     $"the queue of model '{_config.Name}' is full ({policy.MaxQueueSize} requests); retry later");
             }
 
-            item.Node = _levels[policy.Level].AddLast(item);
-            _levelCounts[policy.Level]++;
-            _queued++;
-            Wake();
+            // Nothing queued, no delay to wait for and an instance free: a batch of one would
+            // go at once anyway, so run it here and save the hand-off to the loop.
+            if (_delay == TimeSpan.Zero && _queued == 0 && _instances.TryTake(out var free))
+            {
+                _running++;
+                inline = free;
+            }
+            else
+            {
+                item.Node = _levels[policy.Level].AddLast(item);
+                _levelCounts[policy.Level]++;
+                _queued++;
+                Wake();
+            }
         }
 
-        item.Arm(cancellationToken);
+        if (inline is not null)
+        {
+            Execute(inline, [item]);
+        }
+        else
+        {
+            item.Arm(cancellationToken);
+        }
+
         return await item.Completion.Task.ConfigureAwait(false);
     }
 
@@ -143,7 +162,7 @@ internal sealed class DynamicBatcher : IScheduler
 
     private async Task RunAsync()
     {
-        while (true)
+        while (await WaitForWorkAsync().ConfigureAwait(false))
         {
             IModelInstance instance;
             try
@@ -158,11 +177,44 @@ internal sealed class DynamicBatcher : IScheduler
             var batch = await FormBatchAsync().ConfigureAwait(false);
             if (batch is null)
             {
+                // The queue emptied (timeouts, cancellations, a stop) while we waited.
                 _instances.Return(instance);
-                return;
+                continue;
             }
 
             _ = Task.Run(() => Execute(instance, batch));
+        }
+    }
+
+    /// <summary>Waits until something is queued; false once stopping with nothing left.</summary>
+    private async Task<bool> WaitForWorkAsync()
+    {
+        while (true)
+        {
+            Task wake;
+            lock (_gate)
+            {
+                if (_queued > 0)
+                {
+                    return true;
+                }
+
+                if (_stopping || _stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                wake = _wake.Task;
+            }
+
+            try
+            {
+                await wake.WaitAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
         }
     }
 
@@ -179,13 +231,7 @@ internal sealed class DynamicBatcher : IScheduler
                 var candidates = Candidates(out var rows);
                 if (candidates.Count == 0)
                 {
-                    if (_stopping || _stop.IsCancellationRequested)
-                    {
-                        return null;
-                    }
-
-                    wake = _wake.Task;
-                    wait = Timeout.InfiniteTimeSpan;
+                    return null;
                 }
                 else
                 {
@@ -214,7 +260,7 @@ internal sealed class DynamicBatcher : IScheduler
                 }
 
                 // The timer starts under the lock, so a clock read after Parked sees it armed.
-                waiting = wait == Timeout.InfiniteTimeSpan ? wake.WaitAsync(_stop.Token) : wake.WaitAsync(wait, _time, _stop.Token);
+                waiting = wake.WaitAsync(wait, _time, _stop.Token);
                 Parked?.Invoke(_queued);
             }
 

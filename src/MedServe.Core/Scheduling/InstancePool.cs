@@ -24,6 +24,8 @@ internal sealed class InstancePool : IDisposable
     public ValueTask<IModelInstance> TakeAsync(CancellationToken cancellationToken) =>
         _free.Reader.TryRead(out var instance) ? ValueTask.FromResult(instance) : _free.Reader.ReadAsync(cancellationToken);
 
+    public bool TryTake(out IModelInstance instance) => _free.Reader.TryRead(out instance!);
+
     public void Return(IModelInstance instance) => _free.Writer.TryWrite(instance);
 
     public void Dispose()

@@ -28,7 +28,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task Every_response_carries_its_own_rows_under_concurrency()
     {
         var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 8, gated: true);
-        var first = batcher.EnqueueAsync(DoublingInstance.Request(1000, 1001), Outputs, default);
+        var first = Background(batcher, DoublingInstance.Request(1000, 1001));
         await _instances[0].Started.WaitAsync();
 
         // While the instance is busy, 30 requests of 1 to 3 rows queue up.
@@ -117,14 +117,14 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task Higher_priority_requests_run_first()
     {
         var batcher = Start(new DynamicBatchingConfig { PriorityLevels = 2, DefaultPriorityLevel = 2 }, maxBatchSize: 1, gated: true);
-        var blocker = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var blocker = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
 
         var low = batcher.EnqueueAsync(WithPriority(DoublingInstance.Request(1, 1), 2), Outputs, default);
         var normal = batcher.EnqueueAsync(DoublingInstance.Request(2, 2), Outputs, default);
         var high = batcher.EnqueueAsync(WithPriority(DoublingInstance.Request(3, 3), 1), Outputs, default);
         _gate.Release(1000);
-        foreach (var request in new[] { blocker, low, normal, high })
+        foreach (var request in new[] { blocker, low.AsTask(), normal.AsTask(), high.AsTask() })
         {
             (await request).Dispose();
         }
@@ -137,7 +137,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     {
         var policy = new QueuePolicyConfig { MaxQueueSize = 2 };
         var batcher = Start(new DynamicBatchingConfig { DefaultQueuePolicy = policy }, maxBatchSize: 1, gated: true);
-        var running = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var running = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
         var queued = new[] { batcher.EnqueueAsync(DoublingInstance.Request(1, 1), Outputs, default), batcher.EnqueueAsync(DoublingInstance.Request(2, 2), Outputs, default) };
 
@@ -158,7 +158,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     {
         var policy = new QueuePolicyConfig { DefaultTimeoutMicroseconds = 1_000 };
         var batcher = Start(new DynamicBatchingConfig { DefaultQueuePolicy = policy }, maxBatchSize: 1, gated: true);
-        var running = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var running = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
         var late = batcher.EnqueueAsync(DoublingInstance.Request(7, 7), Outputs, default);
 
@@ -177,7 +177,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     {
         var policy = new QueuePolicyConfig { DefaultTimeoutMicroseconds = 10_000_000, AllowTimeoutOverride = true };
         var batcher = Start(new DynamicBatchingConfig { DefaultQueuePolicy = policy }, maxBatchSize: 1, gated: true);
-        var running = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var running = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
         var request = DoublingInstance.Request(7, 7);
         request.Parameters = new() { ["timeout"] = InferenceParameter.Of(500L) };
@@ -194,7 +194,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task A_cancelled_request_leaves_the_queue_before_it_costs_compute()
     {
         var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 1, gated: true);
-        var running = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var running = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
         using var cancel = new CancellationTokenSource();
         var doomed = batcher.EnqueueAsync(DoublingInstance.Request(5, 5), Outputs, cancel.Token);
@@ -212,8 +212,9 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task Drain_finishes_what_was_accepted_and_refuses_what_comes_after()
     {
         var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 1, gated: true);
-        var accepted = Enumerable.Range(0, 3).Select(i => batcher.EnqueueAsync(DoublingInstance.Request(i, i), Outputs, default)).ToList();
+        var accepted = new List<Task<InferenceResult>> { Background(batcher, DoublingInstance.Request(0, 0)) };
         await _instances[0].Started.WaitAsync();
+        accepted.AddRange(Enumerable.Range(1, 2).Select(i => batcher.EnqueueAsync(DoublingInstance.Request(i, i), Outputs, default).AsTask()));
 
         var drain = batcher.DrainAsync(TimeSpan.FromMinutes(1));
         var refused = await Assert.ThrowsAsync<InferenceException>(async () => await batcher.EnqueueAsync(DoublingInstance.Request(9, 9), Outputs, default));
@@ -233,8 +234,8 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task Two_instances_run_batches_in_parallel()
     {
         var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 1, gated: true, instances: 2);
-        var a = batcher.EnqueueAsync(DoublingInstance.Request(1, 1), Outputs, default);
-        var b = batcher.EnqueueAsync(DoublingInstance.Request(2, 2), Outputs, default);
+        var a = Background(batcher, DoublingInstance.Request(1, 1));
+        var b = Background(batcher, DoublingInstance.Request(2, 2));
 
         // Both start before either is released: two batches in flight at once.
         await _instances[0].Started.WaitAsync();
@@ -248,7 +249,7 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     public async Task Statistics_count_one_execution_per_batch_and_one_success_per_request()
     {
         var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 8, gated: true);
-        var first = batcher.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default);
+        var first = Background(batcher, DoublingInstance.Request(0, 0));
         await _instances[0].Started.WaitAsync();
         var rest = Enumerable.Range(1, 4).Select(i => batcher.EnqueueAsync(DoublingInstance.Request(i, i), Outputs, default)).ToList();
         _gate.Release(1000);
@@ -265,6 +266,23 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     }
 
     private static readonly IReadOnlyList<TensorConfig> Outputs = DoublingInstance.Config(new DynamicBatchingConfig()).Outputs;
+
+    /// <summary>Enqueues from another thread: with an instance free, the batcher runs the request inline on the caller.</summary>
+    private static Task<InferenceResult> Background(DynamicBatcher batcher, InferenceRequest request) =>
+        Task.Run(() => batcher.EnqueueAsync(request, Outputs, default).AsTask());
+
+    [Fact]
+    public async Task With_no_delay_and_a_free_instance_a_lone_request_runs_on_the_callers_thread()
+    {
+        var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 8);
+        var caller = Environment.CurrentManagedThreadId;
+        var request = batcher.EnqueueAsync(DoublingInstance.Request(1, 2), Outputs, default);
+
+        Assert.True(request.IsCompleted);
+        using var result = await request;
+        Assert.Equal([2f, 4f], DoublingInstance.Values(result));
+        Assert.Equal(caller, _instances[0].Threads.Single());
+    }
 
     private DynamicBatcher Start(DynamicBatchingConfig batching, int maxBatchSize, bool gated = false, int instances = 1)
     {

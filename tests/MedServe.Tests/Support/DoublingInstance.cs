@@ -20,6 +20,8 @@ internal sealed class DoublingInstance : IModelInstance
 
     public List<float[]> BatchInputs { get; } = [];
 
+    public List<int> Threads { get; } = [];
+
     /// <summary>Signalled when a batch starts (before the gate).</summary>
     public SemaphoreSlim Started { get; } = new(0);
 
@@ -48,6 +50,7 @@ internal sealed class DoublingInstance : IModelInstance
         {
             BatchRows.Add(request.Inputs[0].Shape[0]);
             BatchInputs.Add(input);
+            Threads.Add(Environment.CurrentManagedThreadId);
         }
 
         Started.Release();

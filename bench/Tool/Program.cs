@@ -1,0 +1,21 @@
+// MedServe.Bench: the peers and limits that bench/run.sh measures MedServe against.
+//   inproc <repo> <seconds>            ONNX Runtime called directly: risk and resnet18 at several batch sizes
+//   hold <repo>                        loads the sample models' sessions as MedServe does, prints resident memory
+//   bare <port>                        a bare Kestrel answering POST /v2/models/risk/infer with a fixed v2 response
+//   grpc <address> <model> <conns> <seconds>   closed-loop gRPC ModelInfer load on risk or resnet18
+using MedServe.Bench;
+
+return args.Length == 0 ? Usage() : args[0] switch
+{
+    "inproc" => InProcess.Run(args[1], double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)),
+    "hold" => SessionHolder.Run(args[1]),
+    "bare" => await BareKestrel.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
+    "grpc" => await GrpcLoad.RunAsync(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: MedServe.Bench inproc|hold|bare|grpc ...");
+    return 2;
+}
