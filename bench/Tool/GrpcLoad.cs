@@ -53,6 +53,28 @@ internal static class GrpcLoad
         return 0;
     }
 
+    /// <summary>A gRPC message on the wire: a zero compression flag, a big-endian length, the protobuf bytes.</summary>
+    public static int WriteBody(string model, string path)
+    {
+        var request = model == "resnet18" ? Request("resnet18", "image", [1, 3, 224, 224]) : Request("risk", "input", [1, 30]);
+        var message = request.ToByteArray();
+        var frame = new byte[5 + message.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), message.Length);
+        message.CopyTo(frame, 5);
+        File.WriteAllBytes(path, frame);
+        return 0;
+    }
+
+    /// <summary>h2load's log has one line per request: start time, status, elapsed microseconds.</summary>
+    public static int Percentiles(string log)
+    {
+        var micros = File.ReadLines(log).Select(line => line.Split('\t')).Where(f => f.Length >= 3 && f[1] == "200")
+            .Select(f => double.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
+        double P(double q) => micros.Count == 0 ? double.NaN : micros[(int)Math.Min(micros.Count - 1, q * micros.Count)] / 1000;
+        Console.WriteLine($"p50 {P(0.5):F3} ms, p99 {P(0.99):F3} ms");
+        return 0;
+    }
+
     private static ModelInferRequest Request(string model, string input, long[] shape)
     {
         var values = new float[shape.Aggregate(1L, (a, b) => a * b)];

@@ -2,7 +2,9 @@
 //   inproc <repo> <seconds>            ONNX Runtime called directly: risk and resnet18 at several batch sizes
 //   hold <repo>                        loads the sample models' sessions as MedServe does, prints resident memory
 //   bare <port>                        a bare Kestrel answering POST /v2/models/risk/infer with a fixed v2 response
-//   grpc <address> <model> <conns> <seconds>   closed-loop gRPC ModelInfer load on risk or resnet18
+//   grpc <address> <model> <conns> <seconds>   closed-loop gRPC ModelInfer load on risk or resnet18 (Grpc.Net.Client)
+//   grpc-body <model> <file>           writes one framed ModelInfer request body, for h2load
+//   percentiles <h2load log>           p50 and p99 from h2load's per-request log
 using MedServe.Bench;
 
 return args.Length == 0 ? Usage() : args[0] switch
@@ -11,6 +13,8 @@ return args.Length == 0 ? Usage() : args[0] switch
     "hold" => SessionHolder.Run(args[1]),
     "bare" => await BareKestrel.RunAsync(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)),
     "grpc" => await GrpcLoad.RunAsync(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
+    "grpc-body" => GrpcLoad.WriteBody(args[1], args[2]),
+    "percentiles" => GrpcLoad.Percentiles(args[1]),
     _ => Usage(),
 };
 

@@ -22,13 +22,16 @@ public sealed partial class ModelManager : IAsyncDisposable
     private readonly ModelRepositoryOptions _options;
     private readonly ILogger<ModelManager> _logger;
     private readonly TimeProvider _time;
+    private readonly bool _histograms;
     private readonly TaskCompletionSource _startupLoaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _ready;
     private volatile bool _stopping;
 
-    public ModelManager(IOptions<ModelRepositoryOptions> options, IEnumerable<IModelBackend> backends, ILogger<ModelManager> logger, TimeProvider time)
+    public ModelManager(
+        IOptions<ModelRepositoryOptions> options, IOptions<Statistics.MetricsOptions> metrics, IEnumerable<IModelBackend> backends, ILogger<ModelManager> logger, TimeProvider time)
     {
         _options = options.Value;
+        _histograms = metrics.Value.Histograms;
         _backends = backends.ToList();
         _logger = logger;
         _time = time;
@@ -337,7 +340,7 @@ public sealed partial class ModelManager : IAsyncDisposable
                 instances.Add(backend.CreateInstance(config, path, i));
             }
 
-            return new ModelVersion(source.Name, version, config, [.. instances], _time);
+            return new ModelVersion(source.Name, version, config, [.. instances], _time, _histograms);
         }
         catch (Exception e)
         {

@@ -19,12 +19,12 @@ public sealed class ModelVersion
     private int _leases;
     private int _retired;
 
-    public ModelVersion(string name, long version, ModelConfig config, IModelInstance[] instances, TimeProvider time)
+    public ModelVersion(string name, long version, ModelConfig config, IModelInstance[] instances, TimeProvider time, bool recordHistograms = true)
     {
         Name = name;
         Version = version;
         Config = config;
-        Statistics = new ModelStatistics(time);
+        Statistics = new ModelStatistics(time, recordHistograms);
         if (instances.Length > 0)
         {
             _instances = new InstancePool(instances);

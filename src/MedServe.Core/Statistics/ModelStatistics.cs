@@ -34,7 +34,7 @@ public sealed class BatchStat
 /// Triton's per model version statistics: request outcomes, time queued and in each compute
 /// phase, inferences and executions, and the time of the last inference.
 /// </summary>
-public sealed class ModelStatistics(TimeProvider time)
+public sealed class ModelStatistics(TimeProvider time, bool recordHistograms = true)
 {
     private readonly ConcurrentDictionary<long, BatchStat> _batches = new();
     private long _inferenceCount;
@@ -68,7 +68,10 @@ public sealed class ModelStatistics(TimeProvider time)
     {
         Interlocked.Increment(ref _executionCount);
         Interlocked.Add(ref _inferenceCount, batchSize);
-        BatchSize.Observe(batchSize);
+        if (recordHistograms)
+        {
+            BatchSize.Observe(batchSize);
+        }
         ComputeInput.Add(inputNs);
         ComputeInfer.Add(inferNs);
         ComputeOutput.Add(outputNs);
@@ -91,7 +94,10 @@ public sealed class ModelStatistics(TimeProvider time)
     {
         Success.Add(totalNs);
         Queue.Add(queueNs);
-        RequestDuration.Observe(totalNs);
+        if (recordHistograms)
+        {
+            RequestDuration.Observe(totalNs);
+        }
         Volatile.Write(ref _lastInferenceMs, time.GetUtcNow().ToUnixTimeMilliseconds());
     }
 

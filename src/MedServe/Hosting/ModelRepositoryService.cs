@@ -19,6 +19,9 @@ internal sealed partial class ModelRepositoryService(
         {
             LogProvisioning(repository);
             await Task.Run(() => SampleModels.Provision(repository, logger), stoppingToken).ConfigureAwait(false);
+
+            // Training and the ResNet rewrite leave a large, dead managed heap: give it back once.
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
 
         await models.LoadAllAsync(stoppingToken).ConfigureAwait(false);

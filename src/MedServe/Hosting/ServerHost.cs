@@ -51,6 +51,7 @@ public static class ServerHost
         services.Configure<OnnxOptions>(section.GetSection("Onnx"));
         services.Configure<HttpFrontendOptions>(section.GetSection("Http"));
         services.Configure<ModelRepositoryOptions>(section.GetSection("Repository"));
+        services.Configure<MedServe.Statistics.MetricsOptions>(section.GetSection("Metrics"));
         services.PostConfigure<ModelRepositoryOptions>(o => o.Path = server.ResolvedModelRepository);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());

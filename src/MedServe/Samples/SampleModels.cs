@@ -35,7 +35,10 @@ public static partial class SampleModels
             max_batch_size: 64
             input [ { name: "features", data_type: TYPE_FP32, dims: [ 30 ] } ]
             output [ { name: "probability", data_type: TYPE_FP32, dims: [ 1 ] } ]
-            instance_group [ { kind: KIND_CPU, count: 1 } ]
+            # A tiny model: two single-threaded sessions beat one spread over both cores.
+            instance_group [ { kind: KIND_CPU, count: 2 } ]
+            parameters { key: "intra_op_thread_count" value { string_value: "1" } }
+            dynamic_batching { }
             """);
         File.WriteAllText(Path.Combine(folder, "1", "training.json"), System.Text.Json.JsonSerializer.Serialize(report));
         if (logger is not null)
@@ -61,7 +64,9 @@ public static partial class SampleModels
             max_batch_size: 32
             input [ { name: "image", data_type: TYPE_FP32, dims: [ 3, 224, 224 ] } ]
             output [ { name: "embedding", data_type: TYPE_FP32, dims: [ 512 ] } ]
+            # One session using every core; requests that queue behind it run together as a batch.
             instance_group [ { kind: KIND_CPU, count: 1 } ]
+            dynamic_batching { max_queue_delay_microseconds: 0 }
             """);
     }
 
@@ -77,7 +82,9 @@ public static partial class SampleModels
             max_batch_size: 64
             input [ { name: "input", data_type: TYPE_FP32, dims: [ 30 ] } ]
             output [ { name: "output", data_type: TYPE_FP32, dims: [ 1 ] } ]
-            instance_group [ { kind: KIND_CPU, count: 1 } ]
+            instance_group [ { kind: KIND_CPU, count: 2 } ]
+            parameters { key: "intra_op_thread_count" value { string_value: "1" } }
+            dynamic_batching { }
             """);
     }
 
