@@ -25,6 +25,7 @@ internal sealed partial class ModelRepositoryService(
         }
 
         await models.LoadAllAsync(stoppingToken).ConfigureAwait(false);
+        NativeMemory.Trim();
         LogReady(models.ReadyVersions().Count);
     }
 
