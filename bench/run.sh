@@ -79,9 +79,11 @@ log "== metrics cost: risk rest-json c=64 with the histograms on (above) and off
 (cd "$work" && MEDSERVE_METRICS__HISTOGRAMS=false exec dotnet app/medserve.dll serve --http-port 8610 --grpc-port 8611 --data-dir "$work/data" >"$work/server2.log" 2>&1) &
 pids+=($!)
 for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8610/v2/health/ready >/dev/null && break; sleep 1; done
-wrk -t2 -c16 -d3s -s "$here/risk.lua" http://127.0.0.1:8610 >/dev/null
-wrkrun "medserve rest-json histograms-off" http://127.0.0.1:8610 "$here/risk.lua" 64
-wrkrun "medserve rest-json histograms-on" http://127.0.0.1:8600 "$here/risk.lua" 64
+wrk -t2 -c64 -d8s -s "$here/risk.lua" http://127.0.0.1:8610 >/dev/null
+for round in 1 2; do
+  wrkrun "medserve rest-json histograms-off (round $round)" http://127.0.0.1:8610 "$here/risk.lua" 64
+  wrkrun "medserve rest-json histograms-on (round $round)" http://127.0.0.1:8600 "$here/risk.lua" 64
+done
 kill ${pids[-1]} 2>/dev/null
 
 log "== d. resnet18, dynamic batching on (the sample's config)"
