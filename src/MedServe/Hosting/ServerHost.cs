@@ -57,6 +57,10 @@ public static class ServerHost
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
         services.AddHostedService<ModelRepositoryService>();
+
+        // Shutdown waits for the model queues to drain: give the host the drain time and a margin.
+        var drain = section.GetSection("Repository").Get<ModelRepositoryOptions>()?.DrainTimeout ?? new ModelRepositoryOptions().DrainTimeout;
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = drain + TimeSpan.FromSeconds(5));
         services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes ?? new HttpFrontendOptions().MaxRequestBodyBytes);
