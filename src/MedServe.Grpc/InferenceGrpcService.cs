@@ -86,22 +86,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
     public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         Guard(() =>
         {
-            IReadOnlyList<ModelVersion> versions;
-            if (request.Name.Length == 0)
-            {
-                versions = models.ReadyVersions();
-            }
-            else if (request.Version.Length > 0)
-            {
-                var target = models.Find(request.Name, request.Version);
-                versions = target.IsReady ? [target] : throw InferenceException.Unavailable($"model '{request.Name}' version {request.Version} is not ready");
-            }
-            else
-            {
-                models.Find(request.Name, null);
-                versions = models.ReadyVersions(request.Name);
-            }
-
+            var versions = models.StatisticsScope(request.Name, request.Version);
             var response = new ModelStatisticsResponse();
             foreach (var version in versions)
             {

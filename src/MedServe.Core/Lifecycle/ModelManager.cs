@@ -200,6 +200,28 @@ public sealed partial class ModelManager : IAsyncDisposable
             .ToList();
     }
 
+    /// <summary>
+    /// The versions a statistics request names: every ready version (no model), a model's ready
+    /// versions, or one version that must be ready. Unknown names are NotFound.
+    /// </summary>
+    public IReadOnlyList<ModelVersion> StatisticsScope(string? name, string? version)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            return ReadyVersions();
+        }
+
+        if (!string.IsNullOrEmpty(version))
+        {
+            var target = Find(name, version);
+            return target.IsReady ? [target] : throw InferenceException.Unavailable($"model '{name}' version {version} is not ready");
+        }
+
+        Find(name, null);
+        var ready = ReadyVersions(name);
+        return ready.Count > 0 ? ready : throw InferenceException.Unavailable($"model '{name}' has no ready version");
+    }
+
     /// <summary>Versions of a model known to the manager (any state), highest first.</summary>
     public IReadOnlyList<ModelVersion> Versions(string name) =>
         _models.TryGetValue(name, out var entry) ? entry.Snapshot.Versions.Values.Reverse().ToList() : [];

@@ -15,25 +15,12 @@ public static class StatisticsApi
     public static IEndpointRouteBuilder MapStatisticsApi(this IEndpointRouteBuilder routes)
     {
         routes.MapGet("/v2/models/stats", (HttpContext context, ModelManager models) =>
-            Write(context, models.ReadyVersions()));
+            Write(context, models.StatisticsScope(null, null)));
         routes.MapGet("/v2/models/{model}/stats", (HttpContext context, ModelManager models, string model) =>
-            ModelApi.Guard(context, () => Write(context, ReadyOrThrow(models, model, null))));
+            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, null))));
         routes.MapGet("/v2/models/{model}/versions/{version}/stats", (HttpContext context, ModelManager models, string model, string version) =>
-            ModelApi.Guard(context, () => Write(context, ReadyOrThrow(models, model, version))));
+            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, version))));
         return routes;
-    }
-
-    private static IReadOnlyList<ModelVersion> ReadyOrThrow(ModelManager models, string model, string? version)
-    {
-        if (version is not null)
-        {
-            var target = models.Find(model, version);
-            return target.IsReady ? [target] : throw InferenceException.Unavailable($"model '{model}' version {version} is not ready");
-        }
-
-        models.Find(model, null);
-        var ready = models.ReadyVersions(model);
-        return ready.Count > 0 ? ready : throw InferenceException.Unavailable($"model '{model}' has no ready version");
     }
 
     private static Task Write(HttpContext context, IReadOnlyList<ModelVersion> versions) =>
