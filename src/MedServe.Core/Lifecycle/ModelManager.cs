@@ -222,10 +222,6 @@ public sealed partial class ModelManager : IAsyncDisposable
         return ready.Count > 0 ? ready : throw InferenceException.Unavailable($"model '{name}' has no ready version");
     }
 
-    /// <summary>Versions of a model known to the manager (any state), highest first.</summary>
-    public IReadOnlyList<ModelVersion> Versions(string name) =>
-        _models.TryGetValue(name, out var entry) ? entry.Snapshot.Versions.Values.Reverse().ToList() : [];
-
     /// <summary>The repository index: every model on disk or loaded, each version with its state.</summary>
     public IReadOnlyList<RepositoryIndexEntry> Index(bool readyOnly)
     {
