@@ -1,0 +1,93 @@
+using System.Text.Json;
+using MedServe.Backends;
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Store;
+using MedServe.Registry.Versioning;
+using MedServe.Repository;
+using MedServe.Tensors;
+
+namespace MedServe.Registry;
+
+/// <summary>What a registration carries besides the ONNX file.</summary>
+public sealed record VersionRegistration(
+    string Model,
+    string SemanticVersion,
+    string Source,
+    string RegisteredBy,
+    string ModelCardJson = "{}",
+    string LineageJson = "{}",
+    string MetricsJson = "{}");
+
+/// <summary>
+/// Registers model versions: stores the artifact by content, reads its signature with the
+/// backend, and checks the semantic version against the version it follows before recording it.
+/// </summary>
+public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts, IModelBackend backend)
+{
+    public IRegistryStore Store { get; } = store;
+
+    public async Task<ModelVersionRecord> RegisterAsync(VersionRegistration registration, Stream onnx, CancellationToken cancellationToken = default)
+    {
+        if (!SemanticVersion.TryParse(registration.SemanticVersion, out var proposed))
+        {
+            throw new RegistryException(RegistryError.Invalid, $"'{registration.SemanticVersion}' is not a semantic version MAJOR.MINOR.PATCH, such as 1.4.0");
+        }
+
+        if (await Store.GetModelAsync(registration.Model, cancellationToken).ConfigureAwait(false) is null)
+        {
+            throw new RegistryException(RegistryError.NotFound, $"registered model '{registration.Model}' does not exist; create it first");
+        }
+
+        var digest = await artifacts.PutAsync(onnx, cancellationToken).ConfigureAwait(false);
+        ModelSignature signature;
+        try
+        {
+            signature = backend.Inspect(await artifacts.OpenVerifiedAsync(digest, cancellationToken).ConfigureAwait(false));
+        }
+        catch (Lifecycle.BackendLoadException e)
+        {
+            throw new RegistryException(RegistryError.Invalid, $"the artifact is not a model MedServe can serve: {e.Message}");
+        }
+
+        // The version it follows: the highest semantic version registered so far.
+        var previous = (await Store.ListVersionsAsync(registration.Model, cancellationToken).ConfigureAwait(false))
+            .Select(v => (Record: v, Version: SemanticVersion.Parse(v.SemanticVersion)))
+            .OrderByDescending(v => v.Version)
+            .FirstOrDefault();
+        if (previous.Record is not null)
+        {
+            var problem = SignatureRules.Check(previous.Version, ReadSignature(previous.Record.SignatureJson), proposed, signature);
+            if (problem is not null)
+            {
+                throw new RegistryException(RegistryError.Invalid, $"model '{registration.Model}': {problem}");
+            }
+        }
+
+        return await Store.AddVersionAsync(new NewModelVersion(
+            registration.Model, proposed.ToString(), digest, registration.Source, WriteSignature(signature),
+            registration.ModelCardJson, registration.LineageJson, registration.MetricsJson, registration.RegisteredBy), cancellationToken).ConfigureAwait(false);
+    }
+
+    public static string WriteSignature(ModelSignature signature) => JsonSerializer.Serialize(new
+    {
+        inputs = signature.Inputs.Select(Tensor),
+        outputs = signature.Outputs.Select(Tensor),
+    });
+
+    public static ModelSignature ReadSignature(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return new ModelSignature(Tensors(document.RootElement.GetProperty("inputs")), Tensors(document.RootElement.GetProperty("outputs")));
+
+        static List<TensorConfig> Tensors(JsonElement list) => list.EnumerateArray().Select(t =>
+        {
+            TensorDataTypes.TryParseWireName(t.GetProperty("datatype").GetString(), out var type);
+            return new TensorConfig(t.GetProperty("name").GetString()!, type, t.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray())
+            {
+                Optional = t.TryGetProperty("optional", out var optional) && optional.GetBoolean(),
+            };
+        }).ToList();
+    }
+
+    private static object Tensor(TensorConfig t) => new { name = t.Name, datatype = t.DataType.ToWireName(), shape = t.Dims, optional = t.Optional };
+}

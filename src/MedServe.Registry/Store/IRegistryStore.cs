@@ -1,0 +1,32 @@
+namespace MedServe.Registry.Store;
+
+/// <summary>
+/// The registry's records: models, versions, tags, aliases and every alias change. SQLite
+/// embedded by default; the SQL stays portable so a PostgreSQL store can fill the same contract.
+/// </summary>
+public interface IRegistryStore
+{
+    Task<RegisteredModel> CreateModelAsync(string name, string description, CancellationToken cancellationToken = default);
+
+    Task<RegisteredModel?> GetModelAsync(string name, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<RegisteredModel>> ListModelsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Adds a version with the next integer version of its model, atomically among concurrent writers.</summary>
+    Task<ModelVersionRecord> AddVersionAsync(NewModelVersion version, CancellationToken cancellationToken = default);
+
+    Task<ModelVersionRecord?> GetVersionAsync(string model, long version, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default);
+
+    Task SetTagAsync(string model, long? version, string key, string value, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyDictionary<string, string>> GetTagsAsync(string model, long? version, CancellationToken cancellationToken = default);
+
+    /// <summary>Points an alias at a version (or removes it, with null) and records the change.</summary>
+    Task SetAliasAsync(string model, string alias, long? version, string changedBy, string reason, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyDictionary<string, long>> GetAliasesAsync(string model, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<AliasChange>> GetAliasHistoryAsync(string model, CancellationToken cancellationToken = default);
+}

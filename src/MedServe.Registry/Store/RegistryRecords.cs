@@ -1,0 +1,46 @@
+namespace MedServe.Registry.Store;
+
+/// <summary>A registered model: a name that versions and aliases hang from.</summary>
+public sealed record RegisteredModel(string Name, string Description, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+
+/// <summary>What a registration brings; the store assigns the integer version.</summary>
+public sealed record NewModelVersion(
+    string Model,
+    string SemanticVersion,
+    string ArtifactSha256,
+    string Source,
+    string SignatureJson,
+    string ModelCardJson,
+    string LineageJson,
+    string MetricsJson,
+    string RegisteredBy);
+
+/// <summary>A model version as recorded: the integer version is the one the inference protocol serves.</summary>
+public sealed record ModelVersionRecord(
+    string Model,
+    long Version,
+    string SemanticVersion,
+    string ArtifactSha256,
+    string Source,
+    string SignatureJson,
+    string ModelCardJson,
+    string LineageJson,
+    string MetricsJson,
+    string RegisteredBy,
+    DateTimeOffset CreatedAt);
+
+/// <summary>One change of an alias: what it named before and after, who changed it, when and why.</summary>
+public sealed record AliasChange(string Model, string Alias, long? From, long? To, string ChangedBy, string Reason, DateTimeOffset ChangedAt);
+
+/// <summary>A name or a version conflicts with what the registry holds, or is missing; the message says which.</summary>
+public sealed class RegistryException(RegistryError error, string message) : Exception(message)
+{
+    public RegistryError Error { get; } = error;
+}
+
+public enum RegistryError
+{
+    NotFound,
+    AlreadyExists,
+    Invalid,
+}

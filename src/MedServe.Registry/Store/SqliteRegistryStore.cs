@@ -1,0 +1,299 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace MedServe.Registry.Store;
+
+/// <summary>
+/// The registry in an embedded SQLite file (WAL, a busy timeout, serialized writers). The schema
+/// evolves by numbered migrations recorded in <c>schema_migrations</c>; the SQL is kept to what
+/// PostgreSQL accepts too.
+/// </summary>
+public sealed class SqliteRegistryStore : IRegistryStore
+{
+    // Each entry runs once, in order, in its own transaction. Append; never edit a released one.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE registered_models (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL);
+        CREATE TABLE model_versions (
+            model TEXT NOT NULL REFERENCES registered_models(name),
+            version BIGINT NOT NULL,
+            semantic_version TEXT NOT NULL,
+            artifact_sha256 TEXT NOT NULL,
+            source TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            model_card TEXT NOT NULL,
+            lineage TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (model, version),
+            UNIQUE (model, semantic_version));
+        CREATE TABLE tags (
+            model TEXT NOT NULL REFERENCES registered_models(name),
+            version BIGINT NOT NULL,
+            tag_key TEXT NOT NULL,
+            tag_value TEXT NOT NULL,
+            PRIMARY KEY (model, version, tag_key));
+        CREATE TABLE aliases (
+            model TEXT NOT NULL REFERENCES registered_models(name),
+            alias TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            PRIMARY KEY (model, alias));
+        CREATE TABLE alias_history (
+            model TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            from_version BIGINT,
+            to_version BIGINT,
+            changed_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            changed_at BIGINT NOT NULL,
+            PRIMARY KEY (model, seq));
+        """,
+    ];
+
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    private SqliteRegistryStore(string path, TimeProvider time)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _time = time;
+    }
+
+    /// <summary>Opens (creating if needed) the registry file and brings its schema up to date.</summary>
+    public static async Task<SqliteRegistryStore> OpenAsync(string path, TimeProvider time, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var store = new SqliteRegistryStore(path, time);
+        await using var connection = await store.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await Execute(connection, null, "PRAGMA journal_mode=WAL;", cancellationToken).ConfigureAwait(false);
+        await Execute(connection, null, "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);", cancellationToken).ConfigureAwait(false);
+        var applied = Convert.ToInt64(await Scalar(connection, null, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations;", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        for (var i = (int)applied; i < Migrations.Length; i++)
+        {
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await Execute(connection, transaction, Migrations[i], cancellationToken).ConfigureAwait(false);
+            await Execute(connection, transaction, "INSERT INTO schema_migrations (version, applied_at) VALUES ($v, $t);", cancellationToken,
+                ("$v", i + 1), ("$t", time.GetUtcNow().ToUnixTimeMilliseconds())).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return store;
+    }
+
+    /// <summary>The number of schema migrations applied.</summary>
+    public async Task<long> SchemaVersionAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return Convert.ToInt64(await Scalar(connection, null, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations;", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
+    public Task<RegisteredModel> CreateModelAsync(string name, string description, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            if (await Exists(connection, transaction, name, cancellationToken).ConfigureAwait(false))
+            {
+                throw new RegistryException(RegistryError.AlreadyExists, $"registered model '{name}' already exists");
+            }
+
+            var now = Now();
+            await Execute(connection, transaction, "INSERT INTO registered_models (name, description, created_at, updated_at) VALUES ($n, $d, $t, $t);", cancellationToken,
+                ("$n", name), ("$d", description), ("$t", now)).ConfigureAwait(false);
+            return new RegisteredModel(name, description, FromMs(now), FromMs(now));
+        }, cancellationToken);
+
+    public async Task<RegisteredModel?> GetModelAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var models = await Query(
+            "SELECT name, description, created_at, updated_at FROM registered_models WHERE name = $n;",
+            ReadModel, cancellationToken, ("$n", name)).ConfigureAwait(false);
+        return models.Count == 0 ? null : models[0];
+    }
+
+    public Task<IReadOnlyList<RegisteredModel>> ListModelsAsync(CancellationToken cancellationToken = default) =>
+        Query("SELECT name, description, created_at, updated_at FROM registered_models ORDER BY name;", ReadModel, cancellationToken);
+
+    public Task<ModelVersionRecord> AddVersionAsync(NewModelVersion v, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, v.Model, cancellationToken).ConfigureAwait(false);
+            var taken = await Scalar(connection, transaction, "SELECT version FROM model_versions WHERE model = $m AND semantic_version = $s;", cancellationToken,
+                ("$m", v.Model), ("$s", v.SemanticVersion)).ConfigureAwait(false);
+            if (taken is not null)
+            {
+                throw new RegistryException(RegistryError.AlreadyExists, $"model '{v.Model}' already has version {v.SemanticVersion} (version {taken})");
+            }
+
+            var next = Convert.ToInt64(await Scalar(connection, transaction, "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model = $m;", cancellationToken,
+                ("$m", v.Model)).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            var now = Now();
+            await Execute(connection, transaction, """
+                INSERT INTO model_versions (model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at)
+                VALUES ($m, $v, $s, $a, $src, $sig, $card, $lin, $met, $by, $t);
+                """, cancellationToken,
+                ("$m", v.Model), ("$v", next), ("$s", v.SemanticVersion), ("$a", v.ArtifactSha256), ("$src", v.Source), ("$sig", v.SignatureJson),
+                ("$card", v.ModelCardJson), ("$lin", v.LineageJson), ("$met", v.MetricsJson), ("$by", v.RegisteredBy), ("$t", now)).ConfigureAwait(false);
+            await Execute(connection, transaction, "UPDATE registered_models SET updated_at = $t WHERE name = $m;", cancellationToken, ("$t", now), ("$m", v.Model)).ConfigureAwait(false);
+            return new ModelVersionRecord(v.Model, next, v.SemanticVersion, v.ArtifactSha256, v.Source, v.SignatureJson, v.ModelCardJson, v.LineageJson, v.MetricsJson, v.RegisteredBy, FromMs(now));
+        }, cancellationToken);
+
+    public async Task<ModelVersionRecord?> GetVersionAsync(string model, long version, CancellationToken cancellationToken = default)
+    {
+        var versions = await Query(VersionSelect + " WHERE model = $m AND version = $v;", ReadVersion, cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false);
+        return versions.Count == 0 ? null : versions[0];
+    }
+
+    public Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default) =>
+        Query(VersionSelect + " WHERE model = $m ORDER BY version;", ReadVersion, cancellationToken, ("$m", model));
+
+    public Task SetTagAsync(string model, long? version, string key, string value, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, model, cancellationToken).ConfigureAwait(false);
+            await Execute(connection, transaction, "DELETE FROM tags WHERE model = $m AND version = $v AND tag_key = $k;", cancellationToken,
+                ("$m", model), ("$v", version ?? 0), ("$k", key)).ConfigureAwait(false);
+            await Execute(connection, transaction, "INSERT INTO tags (model, version, tag_key, tag_value) VALUES ($m, $v, $k, $val);", cancellationToken,
+                ("$m", model), ("$v", version ?? 0), ("$k", key), ("$val", value)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, string>> GetTagsAsync(string model, long? version, CancellationToken cancellationToken = default)
+    {
+        var rows = await Query("SELECT tag_key, tag_value FROM tags WHERE model = $m AND version = $v ORDER BY tag_key;",
+            r => KeyValuePair.Create(r.GetString(0), r.GetString(1)), cancellationToken, ("$m", model), ("$v", version ?? 0)).ConfigureAwait(false);
+        return rows.ToDictionary(r => r.Key, r => r.Value, StringComparer.Ordinal);
+    }
+
+    public Task SetAliasAsync(string model, string alias, long? version, string changedBy, string reason, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, model, cancellationToken).ConfigureAwait(false);
+            if (version is { } v && await Scalar(connection, transaction, "SELECT 1 FROM model_versions WHERE model = $m AND version = $v;", cancellationToken, ("$m", model), ("$v", v)).ConfigureAwait(false) is null)
+            {
+                throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {v}");
+            }
+
+            var previous = await Scalar(connection, transaction, "SELECT version FROM aliases WHERE model = $m AND alias = $a;", cancellationToken, ("$m", model), ("$a", alias)).ConfigureAwait(false);
+            await Execute(connection, transaction, "DELETE FROM aliases WHERE model = $m AND alias = $a;", cancellationToken, ("$m", model), ("$a", alias)).ConfigureAwait(false);
+            if (version is not null)
+            {
+                await Execute(connection, transaction, "INSERT INTO aliases (model, alias, version) VALUES ($m, $a, $v);", cancellationToken, ("$m", model), ("$a", alias), ("$v", version)).ConfigureAwait(false);
+            }
+
+            var seq = Convert.ToInt64(await Scalar(connection, transaction, "SELECT COALESCE(MAX(seq), 0) + 1 FROM alias_history WHERE model = $m;", cancellationToken, ("$m", model)).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            await Execute(connection, transaction, """
+                INSERT INTO alias_history (model, alias, seq, from_version, to_version, changed_by, reason, changed_at)
+                VALUES ($m, $a, $seq, $from, $to, $by, $why, $t);
+                """, cancellationToken,
+                ("$m", model), ("$a", alias), ("$seq", seq), ("$from", previous), ("$to", version), ("$by", changedBy), ("$why", reason), ("$t", Now())).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, long>> GetAliasesAsync(string model, CancellationToken cancellationToken = default)
+    {
+        var rows = await Query("SELECT alias, version FROM aliases WHERE model = $m ORDER BY alias;",
+            r => KeyValuePair.Create(r.GetString(0), r.GetInt64(1)), cancellationToken, ("$m", model)).ConfigureAwait(false);
+        return rows.ToDictionary(r => r.Key, r => r.Value, StringComparer.Ordinal);
+    }
+
+    public Task<IReadOnlyList<AliasChange>> GetAliasHistoryAsync(string model, CancellationToken cancellationToken = default) =>
+        Query("SELECT model, alias, from_version, to_version, changed_by, reason, changed_at FROM alias_history WHERE model = $m ORDER BY seq;",
+            r => new AliasChange(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3), r.GetString(4), r.GetString(5), FromMs(r.GetInt64(6))),
+            cancellationToken, ("$m", model));
+
+    private const string VersionSelect =
+        "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at FROM model_versions";
+
+    private static ModelVersionRecord ReadVersion(SqliteDataReader r) => new(
+        r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7), r.GetString(8), r.GetString(9), FromMs(r.GetInt64(10)));
+
+    private static RegisteredModel ReadModel(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)));
+
+    /// <summary>One writer at a time in this process, each in an immediate transaction (so other processes wait too).</summary>
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(System.Data.IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
+            var result = await work(connection, transaction).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return result;
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<T>> Query<T>(string sql, Func<SqliteDataReader, T> read, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = Command(connection, null, sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(read(reader));
+        }
+
+        return rows;
+    }
+
+    private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await Execute(connection, null, "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;", cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    private static async Task RequireModel(SqliteConnection connection, SqliteTransaction transaction, string name, CancellationToken cancellationToken)
+    {
+        if (!await Exists(connection, transaction, name, cancellationToken).ConfigureAwait(false))
+        {
+            throw new RegistryException(RegistryError.NotFound, $"registered model '{name}' does not exist");
+        }
+    }
+
+    private static async Task<bool> Exists(SqliteConnection connection, SqliteTransaction? transaction, string name, CancellationToken cancellationToken) =>
+        await Scalar(connection, transaction, "SELECT 1 FROM registered_models WHERE name = $n;", cancellationToken, ("$n", name)).ConfigureAwait(false) is not null;
+
+    private static async Task Execute(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        await using var command = Command(connection, transaction, sql, parameters);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<object?> Scalar(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
+    {
+        await using var command = Command(connection, transaction, sql, parameters);
+        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return value is DBNull ? null : value;
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql, (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = transaction;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+}

@@ -1,0 +1,87 @@
+using MedServe.Onnx;
+using MedServe.Onnx.Graph;
+using MedServe.Registry;
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace MedServe.Tests.Registry;
+
+/// <summary>Registration end to end on real ONNX files: artifact by content, signature read by ONNX Runtime, semantic version checked.</summary>
+public sealed class ModelRegistryTests : IDisposable
+{
+    private static readonly string Risk = Path.Combine(AppContext.BaseDirectory, "samples", "risk.onnx");
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-modelregistry-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_version_is_stored_by_content_with_the_signature_onnx_runtime_reads()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+
+        var first = await Register(registry, "1.0.0", Risk);
+        var patch = await Register(registry, "1.0.1", Risk);
+
+        Assert.Equal(1, first.Version);
+        Assert.Equal(2, patch.Version);
+        Assert.Equal(first.ArtifactSha256, patch.ArtifactSha256);
+        var signature = ModelRegistry.ReadSignature(first.SignatureJson);
+        Assert.Equal("input", signature.Inputs.Single().Name);
+        Assert.Equal([-1L, 30L], signature.Inputs.Single().Dims);
+        Assert.Equal("output", signature.Outputs.Single().Name);
+    }
+
+    [Fact]
+    public async Task A_breaking_change_with_a_minor_bump_is_refused_naming_the_change_and_the_right_version()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+        await Register(registry, "1.0.0", Risk);
+        var renamed = Path.Combine(_root, "renamed.onnx");
+        OnnxGraphEditor.Edit(Risk, renamed, graph => graph.RenameOutput("output", "risk_score"));
+
+        var error = await Assert.ThrowsAsync<RegistryException>(() => Register(registry, "1.1.0", renamed));
+        var accepted = await Register(registry, "2.0.0", renamed);
+
+        Assert.Equal(RegistryError.Invalid, error.Error);
+        Assert.Contains("output 'output' was removed or renamed", error.Message);
+        Assert.Contains("needs a major version, 2.0.0", error.Message);
+        Assert.Equal(2, accepted.Version);
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_a_model_is_refused()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+        var junk = Path.Combine(_root, "junk.onnx");
+        await File.WriteAllTextAsync(junk, "not a model");
+
+        var error = await Assert.ThrowsAsync<RegistryException>(() => Register(registry, "1.0.0", junk));
+
+        Assert.Contains("not a model MedServe can serve", error.Message);
+        Assert.Empty(await registry.Store.ListVersionsAsync("risk"));
+    }
+
+    private async Task<ModelRegistry> Open()
+    {
+        Directory.CreateDirectory(_root);
+        var store = await SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), new FakeTimeProvider());
+        var backend = new OnnxBackend(Options.Create(new OnnxOptions()), NullLogger<OnnxBackend>.Instance);
+        return new ModelRegistry(store, new ArtifactStore(Path.Combine(_root, "artifacts")), backend);
+    }
+
+    private static async Task<ModelVersionRecord> Register(ModelRegistry registry, string version, string file)
+    {
+        await using var stream = File.OpenRead(file);
+        return await registry.RegisterAsync(new VersionRegistration("risk", version, "file://" + file, "tester"), stream);
+    }
+}

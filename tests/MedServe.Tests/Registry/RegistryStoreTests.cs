@@ -1,0 +1,149 @@
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Store;
+using Microsoft.Extensions.Time.Testing;
+
+namespace MedServe.Tests.Registry;
+
+public sealed class RegistryStoreTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-registry-" + Guid.NewGuid().ToString("N"));
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 27, 9, 0, 0, TimeSpan.Zero));
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    [Fact]
+    public async Task Models_and_versions_are_recorded_with_increasing_integer_versions()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "Sepsis risk at 6 hours");
+
+        var first = await store.AddVersionAsync(Version("sepsis", "1.0.0"));
+        _time.Advance(TimeSpan.FromMinutes(5));
+        var second = await store.AddVersionAsync(Version("sepsis", "1.1.0"));
+
+        Assert.Equal(1, first.Version);
+        Assert.Equal(2, second.Version);
+        Assert.Equal(_time.GetUtcNow(), second.CreatedAt);
+        var listed = await store.ListVersionsAsync("sepsis");
+        Assert.Equal(["1.0.0", "1.1.0"], listed.Select(v => v.SemanticVersion));
+        Assert.Equal("{\"auroc\":0.9}", (await store.GetVersionAsync("sepsis", 2))!.MetricsJson);
+        Assert.Equal("Sepsis risk at 6 hours", (await store.GetModelAsync("sepsis"))!.Description);
+    }
+
+    [Fact]
+    public async Task Duplicates_and_missing_models_are_refused_with_a_reason()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "");
+        await store.AddVersionAsync(Version("sepsis", "1.0.0"));
+
+        var model = await Assert.ThrowsAsync<RegistryException>(() => store.CreateModelAsync("sepsis", ""));
+        var version = await Assert.ThrowsAsync<RegistryException>(() => store.AddVersionAsync(Version("sepsis", "1.0.0")));
+        var missing = await Assert.ThrowsAsync<RegistryException>(() => store.AddVersionAsync(Version("ghost", "1.0.0")));
+
+        Assert.Equal(RegistryError.AlreadyExists, model.Error);
+        Assert.Contains("already has version 1.0.0 (version 1)", version.Message);
+        Assert.Equal(RegistryError.NotFound, missing.Error);
+    }
+
+    [Fact]
+    public async Task Concurrent_writers_get_distinct_consecutive_versions()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "");
+
+        var added = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => Task.Run(() => store.AddVersionAsync(Version("sepsis", $"1.{i}.0")))));
+
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), added.Select(v => v.Version).Order());
+    }
+
+    [Fact]
+    public async Task Two_stores_on_one_file_serialize_their_writes()
+    {
+        var one = await Open();
+        var two = await Open();
+        await one.CreateModelAsync("sepsis", "");
+
+        var added = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => (i % 2 == 0 ? one : two).AddVersionAsync(Version("sepsis", $"1.{i}.0")))));
+
+        Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), added.Select(v => v.Version).Order());
+    }
+
+    [Fact]
+    public async Task Aliases_keep_a_history_of_who_moved_them_when_and_why()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "");
+        await store.AddVersionAsync(Version("sepsis", "1.0.0"));
+        await store.AddVersionAsync(Version("sepsis", "1.1.0"));
+
+        await store.SetAliasAsync("sepsis", "champion", 1, "alice", "first release");
+        _time.Advance(TimeSpan.FromDays(1));
+        await store.SetAliasAsync("sepsis", "champion", 2, "bob", "better calibration");
+        await store.SetAliasAsync("sepsis", "challenger", 1, "bob", "keep comparing");
+        await store.SetAliasAsync("sepsis", "challenger", null, "carol", "experiment over");
+
+        Assert.Equal(new Dictionary<string, long> { ["champion"] = 2 }, await store.GetAliasesAsync("sepsis"));
+        var history = await store.GetAliasHistoryAsync("sepsis");
+        Assert.Equal(4, history.Count);
+        Assert.Equal(new AliasChange("sepsis", "champion", 1, 2, "bob", "better calibration", _time.GetUtcNow()), history[1]);
+        Assert.Equal((1L, (long?)null, "carol"), (history[3].From!.Value, history[3].To, history[3].ChangedBy));
+        var missing = await Assert.ThrowsAsync<RegistryException>(() => store.SetAliasAsync("sepsis", "champion", 9, "x", "typo"));
+        Assert.Contains("has no version 9", missing.Message);
+    }
+
+    [Fact]
+    public async Task Tags_are_set_per_model_and_per_version()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "");
+        await store.AddVersionAsync(Version("sepsis", "1.0.0"));
+
+        await store.SetTagAsync("sepsis", null, "team", "icu");
+        await store.SetTagAsync("sepsis", 1, "validated", "no");
+        await store.SetTagAsync("sepsis", 1, "validated", "yes");
+
+        Assert.Equal(new Dictionary<string, string> { ["team"] = "icu" }, await store.GetTagsAsync("sepsis", null));
+        Assert.Equal(new Dictionary<string, string> { ["validated"] = "yes" }, await store.GetTagsAsync("sepsis", 1));
+    }
+
+    [Fact]
+    public async Task Reopening_keeps_the_data_and_applies_no_migration_twice()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "kept");
+
+        var again = await Open();
+
+        Assert.Equal(1, await again.SchemaVersionAsync());
+        Assert.Equal("kept", (await again.GetModelAsync("sepsis"))!.Description);
+    }
+
+    [Fact]
+    public async Task Artifacts_are_stored_once_by_content_and_checked_on_open()
+    {
+        var artifacts = new ArtifactStore(Path.Combine(_root, "artifacts"));
+        var bytes = "an onnx file"u8.ToArray();
+
+        var digest = await artifacts.PutAsync(new MemoryStream(bytes));
+        var again = await artifacts.PutAsync(new MemoryStream(bytes));
+
+        Assert.Equal(digest, again);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), digest);
+        Assert.Equal(Path.Combine(_root, "artifacts", "sha256", digest[..2], digest), await artifacts.OpenVerifiedAsync(digest));
+        Assert.Single(Directory.GetFiles(Path.Combine(_root, "artifacts", "sha256"), "*", SearchOption.AllDirectories));
+
+        await File.WriteAllTextAsync(artifacts.PathOf(digest), "tampered");
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => artifacts.OpenVerifiedAsync(digest));
+        Assert.Contains("is corrupt", error.Message);
+    }
+
+    private Task<SqliteRegistryStore> Open() => SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), _time);
+
+    private static NewModelVersion Version(string model, string semver) =>
+        new(model, semver, new string('a', 64), "file:///models/x.onnx", "{\"inputs\":[],\"outputs\":[]}", "{}", "{}", "{\"auroc\":0.9}", "tester");
+}
