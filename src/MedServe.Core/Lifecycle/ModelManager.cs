@@ -69,7 +69,12 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// Loads (or reloads) a model. New versions load beside the serving ones and replace them
     /// atomically; a version that fails to reload keeps serving its old instances.
     /// </summary>
-    public async Task LoadAsync(string name, string? configOverrideJson, CancellationToken cancellationToken = default)
+    public Task LoadAsync(string name, string? configOverrideJson, CancellationToken cancellationToken = default) =>
+        LoadAsync(name, configOverrideJson, reuseUnchanged: false, cancellationToken);
+
+    /// <param name="reuseUnchanged">Keep a serving version whose config is unchanged instead of loading it again
+    /// (the registry's version folders never change; a repository load re-reads the files, as Triton does).</param>
+    public async Task LoadAsync(string name, string? configOverrideJson, bool reuseUnchanged, CancellationToken cancellationToken = default)
     {
         if (!IsValidName(name) || !Directory.Exists(Path.Combine(_options.Path, name)))
         {
@@ -80,7 +85,7 @@ public sealed partial class ModelManager : IAsyncDisposable
         await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await LoadLockedAsync(entry, configOverrideJson, cancellationToken).ConfigureAwait(false);
+            await LoadLockedAsync(entry, configOverrideJson, reuseUnchanged, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -121,13 +126,21 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// </summary>
     public ModelVersion Acquire(string name, string? version)
     {
-        var target = Find(name, version);
-        if (!target.IsReady || !target.TryAcquire())
+        // A swap retires the old version right after publishing the new snapshot: a request that
+        // found the old one a moment too late looks again and finds its successor.
+        for (var attempt = 0; ; attempt++)
         {
-            throw InferenceException.Unavailable(Describe(name, version) + " is not ready" + (target.Reason is { } r ? ": " + r : ""));
-        }
+            var target = Find(name, version);
+            if (target.IsReady && target.TryAcquire())
+            {
+                return target;
+            }
 
-        return target;
+            if (attempt == 2 || !string.IsNullOrEmpty(version))
+            {
+                throw InferenceException.Unavailable(Describe(name, version) + " is not ready" + (target.Reason is { } r ? ": " + r : ""));
+            }
+        }
     }
 
     /// <summary>
@@ -142,6 +155,11 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
 
         var versions = entry.Snapshot.Versions;
+        if (string.IsNullOrEmpty(version) && entry.Snapshot.Serving is { } serving && versions.TryGetValue(serving, out var routed) && routed.IsReady)
+        {
+            return routed;
+        }
+
         if (string.IsNullOrEmpty(version))
         {
             ModelVersion? best = null;
@@ -182,6 +200,89 @@ public sealed partial class ModelManager : IAsyncDisposable
             }
 
             return await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            target.Release();
+        }
+    }
+
+    /// <summary>
+    /// Routes the model's unversioned requests to <paramref name="version"/> (null: the highest ready
+    /// version again). The switch is one atomic snapshot swap; requests already routed finish where they are.
+    /// </summary>
+    public async Task SetServingVersionAsync(string name, long? version, CancellationToken cancellationToken = default)
+    {
+        if (!_models.TryGetValue(name, out var entry))
+        {
+            throw InferenceException.NotFound($"unknown model '{name}'");
+        }
+
+        await entry.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (version is { } v && (!entry.Snapshot.Versions.TryGetValue(v, out var target) || !target.IsReady))
+            {
+                throw InferenceException.Unavailable($"model '{name}' version {v} is not loaded and ready");
+            }
+
+            entry.Snapshot = entry.Snapshot with { Serving = version };
+        }
+        finally
+        {
+            entry.Gate.Release();
+        }
+    }
+
+    /// <summary>The version unversioned requests go to now, if the model has a ready one.</summary>
+    public long? ServingVersion(string name)
+    {
+        try
+        {
+            var target = Find(name, null);
+            return target.IsReady ? target.Version : null;
+        }
+        catch (InferenceException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Warms a loaded version up with one request built from its signature (zeros, batch 1) and checks
+    /// the outputs against the config. Returns null when it passes, else why not.
+    /// </summary>
+    public async Task<string?> WarmUpAsync(string name, long version, CancellationToken cancellationToken = default)
+    {
+        ModelVersion target;
+        try
+        {
+            target = Acquire(name, version.ToString(CultureInfo.InvariantCulture));
+        }
+        catch (InferenceException e)
+        {
+            return e.Message;
+        }
+
+        using var request = WarmUpRequest.For(target.Config);
+        try
+        {
+            var outputs = RequestValidator.Validate(target.Config, request);
+            using var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+            foreach (var expected in target.Config.Outputs)
+            {
+                var output = result.Outputs.FirstOrDefault(o => o.Name == expected.Name);
+                if (output is null || output.DataType != expected.DataType)
+                {
+                    return $"warm-up output '{expected.Name}' is missing or not {expected.DataType}";
+                }
+            }
+
+            return null;
+        }
+        catch (InferenceException e)
+        {
+            return $"warm-up inference failed: {e.Message}";
         }
         finally
         {
@@ -275,7 +376,7 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
     }
 
-    private async Task LoadLockedAsync(ModelEntry entry, string? configOverrideJson, CancellationToken cancellationToken)
+    private async Task LoadLockedAsync(ModelEntry entry, string? configOverrideJson, bool reuseUnchanged, CancellationToken cancellationToken)
     {
         var name = entry.Name;
         var old = entry.Snapshot;
@@ -312,7 +413,11 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
 
         entry.Snapshot = old with { Pending = [.. selected] };
-        var loaded = await Task.WhenAll(selected.Select(v => Task.Run(() => LoadVersion(backend, source, config, v), cancellationToken))).ConfigureAwait(false);
+        var configJson = ModelConfigJson.ToJson(config);
+        var loaded = await Task.WhenAll(selected.Select(v =>
+            reuseUnchanged && old.Versions.TryGetValue(v, out var serving) && serving.IsReady && ModelConfigJson.ToJson(serving.Config) == configJson
+                ? Task.FromResult(serving)
+                : Task.Run(() => LoadVersion(backend, source, config, v), cancellationToken))).ConfigureAwait(false);
 
         var versions = ImmutableSortedDictionary.CreateBuilder<long, ModelVersion>();
         var failures = new List<string>();
@@ -328,7 +433,9 @@ public sealed partial class ModelManager : IAsyncDisposable
             versions[version.Version] = old.Versions.TryGetValue(version.Version, out var previous) && previous.IsReady ? previous : version;
         }
 
-        entry.Snapshot = new ModelSnapshot(versions.ToImmutable(), [], failures.Count > 0 ? string.Join("; ", failures) : null);
+        var kept = versions.ToImmutable();
+        var routed = old.Serving is { } pinned && kept.ContainsKey(pinned) ? pinned : (long?)null;
+        entry.Snapshot = new ModelSnapshot(kept, [], failures.Count > 0 ? string.Join("; ", failures) : null) { Serving = routed };
 
         // Versions no longer served finish their running requests, then free their sessions.
         var retired = old.Versions.Values.Where(v => !versions.TryGetValue(v.Version, out var kept) || kept != v);
@@ -390,6 +497,9 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// <summary>What a model serves now: its versions, those loading, and why it failed if it did.</summary>
     private sealed record ModelSnapshot(ImmutableSortedDictionary<long, ModelVersion> Versions, ImmutableArray<long> Pending, string? Reason)
     {
+        /// <summary>The version unversioned requests go to; null routes to the highest ready version.</summary>
+        public long? Serving { get; init; }
+
         public static ModelSnapshot Empty { get; } = new(ImmutableSortedDictionary<long, ModelVersion>.Empty, [], null);
     }
 }

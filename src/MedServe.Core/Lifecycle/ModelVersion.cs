@@ -16,6 +16,7 @@ public sealed class ModelVersion
     private readonly InstancePool? _instances;
     private readonly IScheduler? _scheduler;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider _time;
     private int _leases;
     private int _retired;
 
@@ -24,6 +25,7 @@ public sealed class ModelVersion
         Name = name;
         Version = version;
         Config = config;
+        _time = time;
         Statistics = new ModelStatistics(time, recordHistograms);
         if (instances.Length > 0)
         {
@@ -84,7 +86,7 @@ public sealed class ModelVersion
             ? ValueTask.FromException<InferenceResult>(InferenceException.Unavailable($"model '{Name}' version {Version} is not loaded"))
             : _scheduler.EnqueueAsync(request, outputs, cancellationToken);
 
-    /// <summary>Stops new requests, drains the queue (up to <paramref name="drainTimeout"/>), waits for running requests, then frees the instances.</summary>
+    /// <summary>Stops new requests, lets accepted ones finish (queued ones up to <paramref name="drainTimeout"/>), then frees the instances.</summary>
     public async Task RetireAsync(string reason, TimeSpan drainTimeout)
     {
         if (Interlocked.Exchange(ref _retired, 1) == 1)
@@ -99,9 +101,19 @@ public sealed class ModelVersion
             _drained.TrySetResult();
         }
 
+        // Requests that already hold a lease were accepted: let them run (up to the drain time),
+        // then fail whatever is still queued and wait for what is running.
+        try
+        {
+            await _drained.Task.WaitAsync(drainTimeout, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+
         if (_scheduler is not null)
         {
-            await _scheduler.DrainAsync(drainTimeout).ConfigureAwait(false);
+            await _scheduler.DrainAsync(TimeSpan.Zero).ConfigureAwait(false);
         }
 
         await _drained.Task.ConfigureAwait(false);

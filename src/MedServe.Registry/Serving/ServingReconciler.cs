@@ -1,0 +1,148 @@
+using System.Globalization;
+using System.Text.Json;
+using MedServe.Inference;
+using MedServe.Lifecycle;
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Store;
+
+namespace MedServe.Registry.Serving;
+
+/// <summary>Where intent and reality stand for one model: the version the serving alias names, and the one that serves.</summary>
+public sealed record ServingStatus(string Model, long? Intended, long? Serving, string? Reason)
+{
+    public bool Converged => Intended == Serving;
+}
+
+/// <summary>
+/// Reconciles what the server serves toward what the registry intends, like a Kubernetes
+/// controller: the serving alias (champion) names a version; the reconciler materializes the
+/// aliased versions into the model repository, loads the intended one beside the current one,
+/// warms it up, switches routing atomically, then unloads what no alias names once it drains.
+/// A version that fails leaves the previous one serving, and the status says why.
+/// </summary>
+public sealed class ServingReconciler(IRegistryStore store, ArtifactStore artifacts, ModelManager models, string servingAlias = "champion")
+{
+    private readonly Dictionary<string, ServingStatus> _status = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public string ServingAlias { get; } = servingAlias;
+
+    public ServingStatus Status(string model)
+    {
+        lock (_status)
+        {
+            return _status.TryGetValue(model, out var status) ? status : new ServingStatus(model, null, models.ServingVersion(model), null);
+        }
+    }
+
+    /// <summary>Brings one model's serving in line with its aliases; returns where it ends up.</summary>
+    public async Task<ServingStatus> ReconcileAsync(string model, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var aliases = await store.GetAliasesAsync(model, cancellationToken).ConfigureAwait(false);
+            long? intended = aliases.TryGetValue(ServingAlias, out var v) ? v : null;
+            var current = models.ServingVersion(model);
+            var wanted = aliases.Values.Distinct().Order().ToList();
+            if (wanted.Count == 0)
+            {
+                return Record(new ServingStatus(model, null, current, "no alias names a version"));
+            }
+
+            // 1. The aliased versions load beside the one serving now.
+            await MaterializeAsync(model, wanted, cancellationToken).ConfigureAwait(false);
+            var during = current is { } c && !wanted.Contains(c) ? [.. wanted, c] : wanted;
+            var failure = await LoadAsync(model, during, cancellationToken).ConfigureAwait(false);
+
+            // 2. The intended version must answer a warm-up request before it takes traffic.
+            if (intended is { } target && current != target)
+            {
+                failure ??= await models.WarmUpAsync(model, target, cancellationToken).ConfigureAwait(false);
+                if (failure is not null)
+                {
+                    // Keep serving what served; drop the failed version from the loaded set.
+                    if (current is { } keep)
+                    {
+                        await LoadAsync(model, wanted.Where(w => w != target).Append(keep).Distinct().Order().ToList(), cancellationToken).ConfigureAwait(false);
+                        await models.SetServingVersionAsync(model, keep, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    return Record(new ServingStatus(model, intended, models.ServingVersion(model), $"version {target} not served: {failure}"));
+                }
+
+                // 3. One atomic switch; requests already routed finish on the old version.
+                await models.SetServingVersionAsync(model, target, cancellationToken).ConfigureAwait(false);
+            }
+
+            // 4. What no alias names unloads once its requests drain.
+            failure = await LoadAsync(model, wanted, cancellationToken).ConfigureAwait(false);
+            return Record(new ServingStatus(model, intended, models.ServingVersion(model), failure));
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Points the serving alias back at the version it named before, and reconciles.</summary>
+    public async Task<ServingStatus> RollbackAsync(string model, string changedBy, string reason, CancellationToken cancellationToken = default)
+    {
+        var history = await store.GetAliasHistoryAsync(model, cancellationToken).ConfigureAwait(false);
+        var last = history.LastOrDefault(h => h.Alias == ServingAlias && h.To is not null && h.From is not null && h.From != h.To)
+            ?? throw new RegistryException(RegistryError.Invalid, $"model '{model}' has no earlier '{ServingAlias}' version to roll back to");
+        await store.SetAliasAsync(model, ServingAlias, last.From, changedBy, "rollback: " + reason, cancellationToken).ConfigureAwait(false);
+        return await ReconcileAsync(model, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes each version's verified artifact into &lt;repository&gt;/&lt;model&gt;/&lt;version&gt;/model.onnx once.</summary>
+    private async Task MaterializeAsync(string model, IEnumerable<long> versions, CancellationToken cancellationToken)
+    {
+        foreach (var version in versions)
+        {
+            var target = Path.Combine(models.RepositoryPath, model, version.ToString(CultureInfo.InvariantCulture), "model.onnx");
+            if (File.Exists(target))
+            {
+                continue;
+            }
+
+            var record = await store.GetVersionAsync(model, version, cancellationToken).ConfigureAwait(false)
+                ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+            var source = await artifacts.OpenVerifiedAsync(record.ArtifactSha256, cancellationToken).ConfigureAwait(false);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(source, target + ".tmp", overwrite: true);
+            File.Move(target + ".tmp", target, overwrite: true);
+        }
+    }
+
+    /// <summary>Loads exactly these versions (a config.json with a specific version policy); returns why not, or null.</summary>
+    private async Task<string?> LoadAsync(string model, IReadOnlyList<long> versions, CancellationToken cancellationToken)
+    {
+        var config = JsonSerializer.Serialize(new
+        {
+            name = model,
+            platform = "onnxruntime_onnx",
+            version_policy = new { specific = new { versions } },
+        });
+        await File.WriteAllTextAsync(Path.Combine(models.RepositoryPath, model, "config.json"), config, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await models.LoadAsync(model, null, reuseUnchanged: true, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (InferenceException e)
+        {
+            return e.Message;
+        }
+    }
+
+    private ServingStatus Record(ServingStatus status)
+    {
+        lock (_status)
+        {
+            _status[status.Model] = status;
+        }
+
+        return status;
+    }
+}
