@@ -1,3 +1,4 @@
+using MedServe.Http.Registry;
 using MedServe.Http.V2;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -15,6 +16,7 @@ public static class HttpFrontend
         routes.MapModelApi();
         routes.MapRepositoryApi();
         routes.MapMetricsApi();
+        routes.MapRegistryApi();
         routes.MapFallback((HttpContext context) =>
             ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status404NotFound,
                 $"no route for {context.Request.Method} {context.Request.Path}"));

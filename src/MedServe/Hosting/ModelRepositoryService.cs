@@ -1,4 +1,6 @@
 using MedServe.Lifecycle;
+using MedServe.Registry.Serving;
+using MedServe.Registry.Store;
 using MedServe.Samples;
 using Microsoft.Extensions.Options;
 
@@ -10,7 +12,7 @@ namespace MedServe.Hosting;
 /// is live but not ready.
 /// </summary>
 internal sealed partial class ModelRepositoryService(
-    ModelManager models, IOptions<ServerOptions> options, ILogger<ModelRepositoryService> logger) : BackgroundService
+    ModelManager models, IRegistryStore registry, ServingReconciler reconciler, IOptions<ServerOptions> options, ILogger<ModelRepositoryService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -25,6 +27,17 @@ internal sealed partial class ModelRepositoryService(
         }
 
         await models.LoadAllAsync(stoppingToken).ConfigureAwait(false);
+
+        // Registered models: route each to the version its serving alias names.
+        foreach (var model in await registry.ListModelsAsync(stoppingToken).ConfigureAwait(false))
+        {
+            var status = await reconciler.ReconcileAsync(model.Name, stoppingToken).ConfigureAwait(false);
+            if (!status.Converged)
+            {
+                LogNotConverged(model.Name, status.Intended, status.Serving, status.Reason ?? "");
+            }
+        }
+
         NativeMemory.Trim();
         LogReady(models.ReadyVersions().Count);
     }
@@ -37,6 +50,9 @@ internal sealed partial class ModelRepositoryService(
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model repository {Repository} is new: writing the sample models")]
     private partial void LogProvisioning(string repository);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Model {Model}: the registry intends version {Intended}, version {Serving} serves: {Reason}")]
+    private partial void LogNotConverged(string model, long? intended, long? serving, string reason);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Ready: {Count} model version(s) loaded")]
     private partial void LogReady(int count);

@@ -1,6 +1,10 @@
 using System.Net;
 using MedServe.Backends;
 using MedServe.Grpc;
+using MedServe.Registry;
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Serving;
+using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using MedServe.Http;
 using MedServe.Lifecycle;
@@ -56,6 +60,15 @@ public static class ServerHost
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
+
+        // The registry: SQLite and content-addressed artifacts in the data dir.
+        services.TryAddSingleton<IRegistryStore>(sp =>
+            SqliteRegistryStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
+        services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
+        services.TryAddSingleton(sp => new ModelRegistry(
+            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First()));
+        services.TryAddSingleton(sp => new ServingReconciler(
+            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>()));
         services.AddHostedService<ModelRepositoryService>();
 
         // Shutdown waits for the model queues to drain: give the host the drain time and a margin.

@@ -1,0 +1,298 @@
+using System.Text.Json;
+using MedServe.Http.V2;
+using MedServe.Registry;
+using MedServe.Registry.Serving;
+using MedServe.Registry.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace MedServe.Http.Registry;
+
+/// <summary>
+/// The model registry's management API under /v1/registry: models, versions (ONNX upload with
+/// metadata), aliases with their history, serving status and rollback. Setting the serving alias
+/// is a hot swap. Described by /v1/registry/openapi.json.
+/// </summary>
+public static class RegistryApi
+{
+    private const string Prefix = "/v1/registry";
+
+    public static IEndpointRouteBuilder MapRegistryApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup(Prefix);
+        group.MapGet("/openapi.json", (HttpContext context) =>
+        {
+            context.Response.ContentType = "application/json";
+            return context.Response.SendFileAsync(Path.Combine(AppContext.BaseDirectory, "openapi", "registry.json"));
+        });
+        group.MapPost("/models", CreateModel);
+        group.MapGet("/models", ListModels);
+        group.MapGet("/models/{model}", GetModel);
+        group.MapPost("/models/{model}/versions", RegisterVersion);
+        group.MapGet("/models/{model}/versions/{version:long}", GetVersion);
+        group.MapPut("/models/{model}/aliases/{alias}", SetAlias);
+        group.MapDelete("/models/{model}/aliases/{alias}", DeleteAlias);
+        group.MapGet("/models/{model}/aliases/history", AliasHistory);
+        group.MapPost("/models/{model}/rollback", Rollback);
+        return routes;
+    }
+
+    private static Task CreateModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        var name = Required(body, "name");
+        var model = await store.CreateModelAsync(name, Optional(body, "description") ?? "", context.RequestAborted);
+        await Write(context, StatusCodes.Status201Created, w => WriteModel(w, model));
+    });
+
+    private static Task ListModels(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        var models = await store.ListModelsAsync(context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("models");
+            foreach (var model in models)
+            {
+                WriteModel(w, model);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    });
+
+    private static Task GetModel(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model) => Guard(context, async () =>
+    {
+        var record = await store.GetModelAsync(model, context.RequestAborted) ?? throw new RegistryException(RegistryError.NotFound, $"registered model '{model}' does not exist");
+        var versions = await store.ListVersionsAsync(model, context.RequestAborted);
+        var aliases = await store.GetAliasesAsync(model, context.RequestAborted);
+        var status = reconciler.Status(model);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("model");
+            WriteModel(w, record);
+            w.WriteStartArray("versions");
+            foreach (var version in versions)
+            {
+                WriteVersion(w, version);
+            }
+
+            w.WriteEndArray();
+            w.WriteStartObject("aliases");
+            foreach (var (alias, version) in aliases)
+            {
+                w.WriteNumber(alias, version);
+            }
+
+            w.WriteEndObject();
+            WriteStatus(w, status);
+            w.WriteEndObject();
+        });
+    });
+
+    /// <summary>multipart/form-data: a "model" file part (the ONNX file) and a "metadata" JSON part.</summary>
+    private static Task RegisterVersion(HttpContext context, ModelRegistry registry, string model) => Guard(context, async () =>
+    {
+        if (!context.Request.HasFormContentType)
+        {
+            throw new RegistryException(RegistryError.Invalid, "send multipart/form-data with a 'model' file part and a 'metadata' JSON part");
+        }
+
+        var form = await context.Request.ReadFormAsync(context.RequestAborted);
+        var file = form.Files["model"] ?? throw new RegistryException(RegistryError.Invalid, "the 'model' file part (the ONNX file) is missing");
+        using var metadata = ParseJson(form["metadata"].ToString(), "the 'metadata' part");
+        var registration = new VersionRegistration(
+            model,
+            Required(metadata, "version"),
+            Optional(metadata, "source") ?? $"upload:{file.FileName}",
+            Optional(metadata, "registered_by") ?? "anonymous",
+            Raw(metadata, "model_card"),
+            Raw(metadata, "lineage"),
+            Raw(metadata, "metrics"));
+        await using var stream = file.OpenReadStream();
+        var record = await registry.RegisterAsync(registration, stream, context.RequestAborted);
+        await Write(context, StatusCodes.Status201Created, w => WriteVersion(w, record));
+    });
+
+    private static Task GetVersion(HttpContext context, IRegistryStore store, string model, long version) => Guard(context, async () =>
+    {
+        var record = await store.GetVersionAsync(model, version, context.RequestAborted)
+            ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+        await Write(context, StatusCodes.Status200OK, w => WriteVersion(w, record));
+    });
+
+    private static Task SetAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model, string alias) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        if (!body.RootElement.TryGetProperty("version", out var versionElement) || !versionElement.TryGetInt64(out var version))
+        {
+            throw new RegistryException(RegistryError.Invalid, "'version' (the integer version) is required");
+        }
+
+        await store.SetAliasAsync(model, alias, version, Optional(body, "changed_by") ?? "anonymous", Optional(body, "reason") ?? "", context.RequestAborted);
+        var status = await reconciler.ReconcileAsync(model, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w => { w.WriteStartObject(); WriteStatus(w, status); w.WriteEndObject(); });
+    });
+
+    private static Task DeleteAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model, string alias) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        await store.SetAliasAsync(model, alias, null, Optional(body, "changed_by") ?? "anonymous", Optional(body, "reason") ?? "", context.RequestAborted);
+        var status = await reconciler.ReconcileAsync(model, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w => { w.WriteStartObject(); WriteStatus(w, status); w.WriteEndObject(); });
+    });
+
+    private static Task AliasHistory(HttpContext context, IRegistryStore store, string model) => Guard(context, async () =>
+    {
+        var history = await store.GetAliasHistoryAsync(model, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("changes");
+            foreach (var change in history)
+            {
+                w.WriteStartObject();
+                w.WriteString("alias", change.Alias);
+                WriteOptional(w, "from", change.From);
+                WriteOptional(w, "to", change.To);
+                w.WriteString("changed_by", change.ChangedBy);
+                w.WriteString("reason", change.Reason);
+                w.WriteString("changed_at", change.ChangedAt);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    });
+
+    private static Task Rollback(HttpContext context, ServingReconciler reconciler, string model) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        var status = await reconciler.RollbackAsync(model, Optional(body, "changed_by") ?? "anonymous", Optional(body, "reason") ?? "", context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w => { w.WriteStartObject(); WriteStatus(w, status); w.WriteEndObject(); });
+    });
+
+    private static void WriteModel(Utf8JsonWriter w, RegisteredModel model)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", model.Name);
+        w.WriteString("description", model.Description);
+        w.WriteString("created_at", model.CreatedAt);
+        w.WriteString("updated_at", model.UpdatedAt);
+        w.WriteEndObject();
+    }
+
+    private static void WriteVersion(Utf8JsonWriter w, ModelVersionRecord v)
+    {
+        w.WriteStartObject();
+        w.WriteString("model", v.Model);
+        w.WriteNumber("version", v.Version);
+        w.WriteString("semantic_version", v.SemanticVersion);
+        w.WriteString("artifact", "sha256:" + v.ArtifactSha256);
+        w.WriteString("source", v.Source);
+        w.WritePropertyName("signature");
+        w.WriteRawValue(v.SignatureJson);
+        w.WritePropertyName("model_card");
+        w.WriteRawValue(v.ModelCardJson);
+        w.WritePropertyName("lineage");
+        w.WriteRawValue(v.LineageJson);
+        w.WritePropertyName("metrics");
+        w.WriteRawValue(v.MetricsJson);
+        w.WriteString("registered_by", v.RegisteredBy);
+        w.WriteString("created_at", v.CreatedAt);
+        w.WriteEndObject();
+    }
+
+    private static void WriteStatus(Utf8JsonWriter w, ServingStatus status)
+    {
+        w.WriteStartObject("serving");
+        WriteOptional(w, "intended", status.Intended);
+        WriteOptional(w, "serving", status.Serving);
+        w.WriteBoolean("converged", status.Converged);
+        if (status.Reason is not null)
+        {
+            w.WriteString("reason", status.Reason);
+        }
+
+        w.WriteEndObject();
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, long? value)
+    {
+        if (value is { } v)
+        {
+            w.WriteNumber(name, v);
+        }
+        else
+        {
+            w.WriteNull(name);
+        }
+    }
+
+    private static Task Write(HttpContext context, int status, Action<Utf8JsonWriter> write) => ApiResponses.WriteJsonAsync(context.Response, status, write);
+
+    private static async Task Guard(HttpContext context, Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (RegistryException e)
+        {
+            await ApiResponses.WriteErrorAsync(context.Response, e.Error switch
+            {
+                RegistryError.NotFound => StatusCodes.Status404NotFound,
+                RegistryError.AlreadyExists => StatusCodes.Status409Conflict,
+                _ => StatusCodes.Status400BadRequest,
+            }, e.Message);
+        }
+        catch (InvalidDataException e)
+        {
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status500InternalServerError, e.Message);
+        }
+    }
+
+    private static async Task<JsonDocument> ReadJsonAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted);
+        return ParseJson(string.IsNullOrWhiteSpace(text) ? "{}" : text, "the request body");
+    }
+
+    private static JsonDocument ParseJson(string text, string what)
+    {
+        try
+        {
+            var document = JsonDocument.Parse(string.IsNullOrWhiteSpace(text) ? "{}" : text);
+            if (document.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                return document;
+            }
+
+            document.Dispose();
+        }
+        catch (JsonException e)
+        {
+            throw new RegistryException(RegistryError.Invalid, $"{what} is not valid JSON: {e.Message}");
+        }
+
+        throw new RegistryException(RegistryError.Invalid, $"{what} must be a JSON object");
+    }
+
+    private static string Required(JsonDocument document, string name) =>
+        Optional(document, name) ?? throw new RegistryException(RegistryError.Invalid, $"'{name}' is required");
+
+    private static string? Optional(JsonDocument document, string name) =>
+        document.RootElement.TryGetProperty(name, out var value)
+            ? value.ValueKind == JsonValueKind.String ? value.GetString() : throw new RegistryException(RegistryError.Invalid, $"'{name}' must be a string")
+            : null;
+
+    private static string Raw(JsonDocument document, string name) =>
+        document.RootElement.TryGetProperty(name, out var value)
+            ? value.ValueKind == JsonValueKind.Object ? value.GetRawText() : throw new RegistryException(RegistryError.Invalid, $"'{name}' must be a JSON object")
+            : "{}";
+}
