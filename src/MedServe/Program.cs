@@ -5,6 +5,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
 {
     ServeCommand.Create(),
     TrainCommand.Create(),
+    ModelsCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

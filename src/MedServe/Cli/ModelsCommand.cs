@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using MedServe.Repository;
+
+namespace MedServe.Cli;
+
+/// <summary>
+/// <c>medserve models ...</c>: the registry from the command line, through the running server's
+/// /v1/registry API, so the CLI and the API are one code path.
+/// </summary>
+internal static class ModelsCommand
+{
+    public static Command Create()
+    {
+        var server = new Option<string>("--server") { Description = "The MedServe server", DefaultValueFactory = _ => "http://127.0.0.1:8000", Recursive = true };
+        var command = new Command("models", "Manage registered models on a running server") { server };
+        command.Add(List(server));
+        command.Add(Import(server));
+        command.Add(Promote(server));
+        command.Add(Rollback(server));
+        return command;
+    }
+
+    private static Command List(Option<string> server)
+    {
+        var command = new Command("list", "List registered models");
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var client = Client(parse.GetValue(server)!);
+            using var response = await client.GetAsync("/v1/registry/models", cancellationToken);
+            var json = await Read(response, cancellationToken);
+            foreach (var model in json.GetProperty("models").EnumerateArray())
+            {
+                Console.WriteLine($"{model.GetProperty("name").GetString(),-24} {model.GetProperty("description").GetString()}");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Registers the models of a Triton-style folder: integer version N becomes N.0.0.</summary>
+    private static Command Import(Option<string> server)
+    {
+        var folder = new Argument<string>("folder") { Description = "A model repository (<model>/<version>/model.onnx)" };
+        var command = new Command("import", "Register the models of a Triton-style repository folder") { folder };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var client = Client(parse.GetValue(server)!);
+            var root = parse.GetValue(folder)!;
+            foreach (var name in RepositoryScanner.ListModels(root))
+            {
+                var source = RepositoryScanner.ReadModel(root, name);
+                using (var created = await client.PostAsync("/v1/registry/models", Json(new { name, description = $"imported from {Path.GetFullPath(root)}" }), cancellationToken))
+                {
+                    if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
+                    {
+                        await Read(created, cancellationToken);
+                    }
+                }
+
+                foreach (var version in source.Versions)
+                {
+                    var path = source.ModelPath(version);
+                    using var form = new MultipartFormDataContent();
+                    var file = new StreamContent(File.OpenRead(path));
+                    file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                    form.Add(file, "model", Path.GetFileName(path));
+                    form.Add(new StringContent(JsonSerializer.Serialize(new
+                    {
+                        version = string.Create(CultureInfo.InvariantCulture, $"{version}.0.0"),
+                        source = new Uri(Path.GetFullPath(path)).ToString(),
+                        registered_by = Environment.UserName,
+                    })), "metadata");
+                    using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(name)}/versions", form, cancellationToken);
+                    var registered = await Read(response, cancellationToken);
+                    Console.WriteLine($"{name} {version}.0.0 -> version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("artifact").GetString()})");
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Promote(Option<string> server)
+    {
+        var model = new Argument<string>("model");
+        var version = new Argument<long>("version") { Description = "The integer version" };
+        var alias = new Option<string>("--alias") { Description = "The alias to set", DefaultValueFactory = _ => "champion" };
+        var reason = new Option<string>("--reason") { Description = "Why (recorded in the alias history)", Required = true };
+        var command = new Command("promote", "Point an alias at a version (for champion: a hot swap)") { model, version, alias, reason };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var client = Client(parse.GetValue(server)!);
+            using var response = await client.PutAsync(
+                $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/aliases/{Uri.EscapeDataString(parse.GetValue(alias)!)}",
+                Json(new { version = parse.GetValue(version), reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
+            return PrintStatus(await Read(response, cancellationToken));
+        });
+        return command;
+    }
+
+    private static Command Rollback(Option<string> server)
+    {
+        var model = new Argument<string>("model");
+        var reason = new Option<string>("--reason") { Description = "Why (recorded in the alias history)", Required = true };
+        var command = new Command("rollback", "Point the serving alias back at its previous version") { model, reason };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var client = Client(parse.GetValue(server)!);
+            using var response = await client.PostAsync(
+                $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/rollback",
+                Json(new { reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
+            return PrintStatus(await Read(response, cancellationToken));
+        });
+        return command;
+    }
+
+    private static int PrintStatus(JsonElement json)
+    {
+        var serving = json.GetProperty("serving");
+        Console.WriteLine($"intended {serving.GetProperty("intended")}, serving {serving.GetProperty("serving")}"
+            + (serving.TryGetProperty("reason", out var reason) ? $": {reason.GetString()}" : ""));
+        return serving.GetProperty("converged").GetBoolean() ? 0 : 1;
+    }
+
+    private static HttpClient Client(string server) => new() { BaseAddress = new Uri(server) };
+
+    private static StringContent Json(object value) => new(JsonSerializer.Serialize(value), System.Text.Encoding.UTF8, "application/json");
+
+    /// <summary>The JSON body of a success; the server's error message, as an exception, otherwise.</summary>
+    private static async Task<JsonElement> Read(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            var message = text;
+            try
+            {
+                message = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString() ?? text;
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException)
+            {
+                // Not our error format: show the body as it came.
+            }
+
+            throw new InvalidOperationException($"{(int)response.StatusCode}: {message}");
+        }
+
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+}
