@@ -31,6 +31,9 @@ public static class RegistryApi
         group.MapGet("/models/{model}", GetModel);
         group.MapPost("/models/{model}/versions", RegisterVersion);
         group.MapGet("/models/{model}/versions/{version:long}", GetVersion);
+        group.MapDelete("/models/{model}/versions/{version:long}", DeleteVersion);
+        group.MapPut("/models/{model}/tags/{key}", (HttpContext c, IRegistryStore s, string model, string key) => SetTag(c, s, model, null, key));
+        group.MapPut("/models/{model}/versions/{version:long}/tags/{key}", (HttpContext c, IRegistryStore s, string model, long version, string key) => SetTag(c, s, model, version, key));
         group.MapPut("/models/{model}/aliases/{alias}", SetAlias);
         group.MapDelete("/models/{model}/aliases/{alias}", DeleteAlias);
         group.MapGet("/models/{model}/aliases/history", AliasHistory);
@@ -122,6 +125,31 @@ public static class RegistryApi
         var record = await store.GetVersionAsync(model, version, context.RequestAborted)
             ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
         await Write(context, StatusCodes.Status200OK, w => WriteVersion(w, record));
+    });
+
+    private static Task DeleteVersion(HttpContext context, IRegistryStore store, string model, long version) => Guard(context, async () =>
+    {
+        await store.DeleteVersionAsync(model, version, context.RequestAborted);
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    });
+
+    private static Task SetTag(HttpContext context, IRegistryStore store, string model, long? version, string key) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        await store.SetTagAsync(model, version, key, Required(body, "value"), context.RequestAborted);
+        var tags = await store.GetTagsAsync(model, version, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("tags");
+            foreach (var (k, v) in tags)
+            {
+                w.WriteString(k, v);
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        });
     });
 
     private static Task SetAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model, string alias) => Guard(context, async () =>

@@ -19,6 +19,9 @@ public interface IRegistryStore
 
     Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default);
 
+    /// <summary>Deletes a version; refused while an alias names it.</summary>
+    Task DeleteVersionAsync(string model, long version, CancellationToken cancellationToken = default);
+
     Task SetTagAsync(string model, long? version, string key, string value, CancellationToken cancellationToken = default);
 
     Task<IReadOnlyDictionary<string, string>> GetTagsAsync(string model, long? version, CancellationToken cancellationToken = default);

@@ -153,6 +153,24 @@ public sealed class SqliteRegistryStore : IRegistryStore
     public Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default) =>
         Query(VersionSelect + " WHERE model = $m ORDER BY version;", ReadVersion, cancellationToken, ("$m", model));
 
+    public Task DeleteVersionAsync(string model, long version, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            if (await Scalar(connection, transaction, "SELECT 1 FROM model_versions WHERE model = $m AND version = $v;", cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false) is null)
+            {
+                throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+            }
+
+            if (await Scalar(connection, transaction, "SELECT alias FROM aliases WHERE model = $m AND version = $v ORDER BY alias;", cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false) is string alias)
+            {
+                throw new RegistryException(RegistryError.Invalid, $"model '{model}' version {version} is named by the alias '{alias}' and may be serving; move the alias first");
+            }
+
+            await Execute(connection, transaction, "DELETE FROM tags WHERE model = $m AND version = $v;", cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false);
+            await Execute(connection, transaction, "DELETE FROM model_versions WHERE model = $m AND version = $v;", cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
     public Task SetTagAsync(string model, long? version, string key, string value, CancellationToken cancellationToken = default) =>
         WriteAsync(async (connection, transaction) =>
         {
