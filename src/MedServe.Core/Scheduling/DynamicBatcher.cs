@@ -252,7 +252,15 @@ internal sealed class DynamicBatcher : IScheduler
 
                     if (target > 0)
                     {
-                        return Take(candidates, target);
+                        // Candidates cancelled or timed out a moment ago are skipped; if that leaves
+                        // nothing, look at the queue again.
+                        var batch = Take(candidates, target);
+                        if (batch.Count > 0)
+                        {
+                            return batch;
+                        }
+
+                        continue;
                     }
 
                     wake = _wake.Task;
