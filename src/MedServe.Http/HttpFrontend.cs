@@ -17,6 +17,7 @@ public static class HttpFrontend
         routes.MapRepositoryApi();
         routes.MapMetricsApi();
         routes.MapRegistryApi();
+        routes.MapMlflowApi();
         routes.MapFallback((HttpContext context) =>
             ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status404NotFound,
                 $"no route for {context.Request.Method} {context.Request.Path}"));

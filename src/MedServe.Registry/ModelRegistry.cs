@@ -26,9 +26,12 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
 {
     public IRegistryStore Store { get; } = store;
 
+    /// <param name="registration">An empty SemanticVersion picks the smallest step the signature change allows (1.0.0 first).</param>
     public async Task<ModelVersionRecord> RegisterAsync(VersionRegistration registration, Stream onnx, CancellationToken cancellationToken = default)
     {
-        if (!SemanticVersion.TryParse(registration.SemanticVersion, out var proposed))
+        var automatic = registration.SemanticVersion.Length == 0;
+        SemanticVersion proposed = default;
+        if (!automatic && !SemanticVersion.TryParse(registration.SemanticVersion, out proposed))
         {
             throw new RegistryException(RegistryError.Invalid, $"'{registration.SemanticVersion}' is not a semantic version MAJOR.MINOR.PATCH, such as 1.4.0");
         }
@@ -54,7 +57,18 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             .Select(v => (Record: v, Version: SemanticVersion.Parse(v.SemanticVersion)))
             .OrderByDescending(v => v.Version)
             .FirstOrDefault();
-        if (previous.Record is not null)
+        if (automatic)
+        {
+            proposed = previous.Record is null
+                ? new SemanticVersion(1, 0, 0)
+                : SignatureRules.Compare(ReadSignature(previous.Record.SignatureJson), signature).Level switch
+                {
+                    ChangeLevel.Major => previous.Version.NextMajor(),
+                    ChangeLevel.Minor => previous.Version.NextMinor(),
+                    _ => previous.Version.NextPatch(),
+                };
+        }
+        else if (previous.Record is not null)
         {
             var problem = SignatureRules.Check(previous.Version, ReadSignature(previous.Record.SignatureJson), proposed, signature);
             if (problem is not null)

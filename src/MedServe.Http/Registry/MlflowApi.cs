@@ -1,0 +1,399 @@
+using System.Globalization;
+using System.Text.Json;
+using MedServe.Http.V2;
+using MedServe.Registry;
+using MedServe.Registry.Artifacts;
+using MedServe.Registry.Serving;
+using MedServe.Registry.Store;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace MedServe.Http.Registry;
+
+/// <summary>
+/// The MLflow Model Registry REST API (mlflow/protos/model_registry.proto) over MedServe's registry,
+/// so MlflowClient works against MedServe: MLflow's JSON shapes (versions as strings, timestamps in
+/// ms, tags as key/value lists) and its error format {error_code, message}. MLflow aliases are
+/// MedServe aliases: setting the serving alias is a hot swap. Reads are GET with query parameters.
+/// </summary>
+public static class MlflowApi
+{
+    private const string Prefix = "/api/2.0/mlflow";
+
+    public static IEndpointRouteBuilder MapMlflowApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup(Prefix);
+        group.MapPost("/registered-models/create", CreateModel);
+        group.MapGet("/registered-models/get", GetModel);
+        group.MapGet("/registered-models/search", SearchModels);
+        group.MapPost("/registered-models/set-tag", SetModelTag);
+        group.MapMethods("/registered-models/get-latest-versions", ["GET", "POST"], LatestVersions);
+        group.MapPost("/registered-models/alias", SetAlias);
+        group.MapDelete("/registered-models/alias", DeleteAlias);
+        group.MapGet("/registered-models/alias", GetByAlias);
+        group.MapPost("/model-versions/create", CreateVersion);
+        group.MapGet("/model-versions/get", GetVersion);
+        group.MapGet("/model-versions/search", SearchVersions);
+        group.MapPost("/model-versions/set-tag", SetVersionTag);
+        group.MapGet("/model-versions/get-download-uri", DownloadUri);
+        return routes;
+    }
+
+    private static Task CreateModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        await store.CreateModelAsync(name, Optional(body, "description") ?? "", context.RequestAborted);
+        foreach (var (key, value) in Tags(body))
+        {
+            await store.SetTagAsync(name, null, key, value, context.RequestAborted);
+        }
+
+        await Respond(context, "registered_model", await ModelJson(store, name, context.RequestAborted));
+    });
+
+    private static Task GetModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+        await Respond(context, "registered_model", await ModelJson(store, Query(context, "name"), context.RequestAborted)));
+
+    /// <summary>Filters: name = 'x', name LIKE 'x%' / ILIKE, optionally with MLflow's prompt-tag clause (a missing tag is "not equal").</summary>
+    private static Task SearchModels(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        var filter = context.Request.Query["filter"].ToString();
+        var maxResults = int.TryParse(context.Request.Query["max_results"], CultureInfo.InvariantCulture, out var max) && max > 0 ? max : 100;
+        var offset = int.TryParse(context.Request.Query["page_token"], CultureInfo.InvariantCulture, out var token) ? token : 0;
+        var matches = new List<object>();
+        foreach (var model in await store.ListModelsAsync(context.RequestAborted))
+        {
+            if (NameMatches(filter, model.Name))
+            {
+                matches.Add(await ModelJson(store, model.Name, context.RequestAborted));
+            }
+        }
+
+        var page = matches.Skip(offset).Take(maxResults).ToList();
+        var next = offset + page.Count < matches.Count ? (offset + page.Count).ToString(CultureInfo.InvariantCulture) : null;
+        await Write(context, next is null ? new { registered_models = page } : new { registered_models = page, next_page_token = next });
+    });
+
+    private static Task SetModelTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        await store.SetTagAsync(Required(body, "name"), null, Required(body, "key"), Required(body, "value"), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task LatestVersions(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        string name;
+        if (HttpMethods.IsGet(context.Request.Method))
+        {
+            name = Query(context, "name");
+        }
+        else
+        {
+            using var body = await Body(context);
+            name = Required(body, "name");
+        }
+
+        await RequireModel(store, name, context.RequestAborted);
+        var versions = await store.ListVersionsAsync(name, context.RequestAborted);
+        var latest = versions.Count == 0 ? [] : new[] { await VersionJson(store, versions[^1], context.RequestAborted) };
+        await Write(context, new { model_versions = latest });
+    });
+
+    private static Task SetAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        var version = ParseVersion(Required(body, "version"));
+        await store.SetAliasAsync(name, Required(body, "alias"), version, "mlflow", "set through the MLflow API", context.RequestAborted);
+        await reconciler.ReconcileAsync(name, context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task DeleteAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler) => Guard(context, async () =>
+    {
+        // MLflow's client sends the alias delete with a JSON body; query parameters are accepted too.
+        using var body = await Body(context);
+        var name = Optional(body, "name") ?? Query(context, "name");
+        var alias = Optional(body, "alias") ?? Query(context, "alias");
+        await store.SetAliasAsync(name, alias, null, "mlflow", "deleted through the MLflow API", context.RequestAborted);
+        await reconciler.ReconcileAsync(name, context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task GetByAlias(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        var name = Query(context, "name");
+        var alias = Query(context, "alias");
+        var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
+        if (!aliases.TryGetValue(alias, out var version))
+        {
+            throw new RegistryException(RegistryError.NotFound, $"Registered model alias {alias} not found.");
+        }
+
+        await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
+    });
+
+    /// <summary>
+    /// A source MedServe can read (a local path or file:// URI to an ONNX file, or a folder holding
+    /// one) is copied into the artifact store and registered; its semantic version is the smallest
+    /// step its signature change allows.
+    /// </summary>
+    private static Task CreateVersion(HttpContext context, ModelRegistry registry) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        var source = Required(body, "source");
+        var path = LocalOnnx(source);
+        await using var stream = File.OpenRead(path);
+        var record = await registry.RegisterAsync(new VersionRegistration(name, "", source, "mlflow",
+            LineageJson: JsonSerializer.Serialize(new { run_id = Optional(body, "run_id") ?? "" })), stream, context.RequestAborted);
+        foreach (var (key, value) in Tags(body))
+        {
+            await registry.Store.SetTagAsync(name, record.Version, key, value, context.RequestAborted);
+        }
+
+        await Respond(context, "model_version", await VersionJson(registry.Store, record, context.RequestAborted));
+    });
+
+    private static Task GetVersion(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        var record = await RequireVersion(store, Query(context, "name"), ParseVersion(Query(context, "version")), context.RequestAborted);
+        await Respond(context, "model_version", await VersionJson(store, record, context.RequestAborted));
+    });
+
+    private static Task SearchVersions(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        var filter = context.Request.Query["filter"].ToString();
+        var results = new List<object>();
+        foreach (var model in await store.ListModelsAsync(context.RequestAborted))
+        {
+            if (!NameMatches(filter, model.Name))
+            {
+                continue;
+            }
+
+            foreach (var version in await store.ListVersionsAsync(model.Name, context.RequestAborted))
+            {
+                results.Add(await VersionJson(store, version, context.RequestAborted));
+            }
+        }
+
+        await Write(context, new { model_versions = results });
+    });
+
+    private static Task SetVersionTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        var version = ParseVersion(Required(body, "version"));
+        await RequireVersion(store, name, version, context.RequestAborted);
+        await store.SetTagAsync(name, version, Required(body, "key"), Required(body, "value"), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task DownloadUri(HttpContext context, IRegistryStore store, ArtifactStore artifacts) => Guard(context, async () =>
+    {
+        var record = await RequireVersion(store, Query(context, "name"), ParseVersion(Query(context, "version")), context.RequestAborted);
+        await Write(context, new { artifact_uri = new Uri(artifacts.PathOf(record.ArtifactSha256)).ToString() });
+    });
+
+    private static async Task<object> ModelJson(IRegistryStore store, string name, CancellationToken cancellationToken)
+    {
+        var model = await RequireModel(store, name, cancellationToken);
+        var versions = await store.ListVersionsAsync(name, cancellationToken);
+        var aliases = await store.GetAliasesAsync(name, cancellationToken);
+        var tags = await store.GetTagsAsync(name, null, cancellationToken);
+        return new
+        {
+            name = model.Name,
+            creation_timestamp = model.CreatedAt.ToUnixTimeMilliseconds(),
+            last_updated_timestamp = model.UpdatedAt.ToUnixTimeMilliseconds(),
+            description = model.Description,
+            latest_versions = versions.Count == 0 ? [] : new[] { await VersionJson(store, versions[^1], cancellationToken) },
+            tags = tags.Select(t => new { key = t.Key, value = t.Value }),
+            aliases = aliases.Select(a => new { alias = a.Key, version = a.Value.ToString(CultureInfo.InvariantCulture) }),
+        };
+    }
+
+    private static async Task<object> VersionJson(IRegistryStore store, ModelVersionRecord v, CancellationToken cancellationToken)
+    {
+        var aliases = await store.GetAliasesAsync(v.Model, cancellationToken);
+        var tags = await store.GetTagsAsync(v.Model, v.Version, cancellationToken);
+        using var lineage = JsonDocument.Parse(v.LineageJson);
+        return new
+        {
+            name = v.Model,
+            version = v.Version.ToString(CultureInfo.InvariantCulture),
+            creation_timestamp = v.CreatedAt.ToUnixTimeMilliseconds(),
+            last_updated_timestamp = v.CreatedAt.ToUnixTimeMilliseconds(),
+            current_stage = "None",
+            description = "",
+            source = v.Source,
+            run_id = lineage.RootElement.TryGetProperty("run_id", out var run) && run.ValueKind == JsonValueKind.String ? run.GetString() : "",
+            status = "READY",
+            tags = tags.Select(t => new { key = t.Key, value = t.Value }),
+            aliases = aliases.Where(a => a.Value == v.Version).Select(a => a.Key),
+        };
+    }
+
+    private static string LocalOnnx(string source)
+    {
+        string path;
+        if (source.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
+        {
+            path = new Uri(source).LocalPath;
+        }
+        else if (Path.IsPathRooted(source))
+        {
+            path = source;
+        }
+        else
+        {
+            throw new RegistryException(RegistryError.Invalid, $"source '{source}' cannot be read by MedServe; give a local path or a file:// URI of an ONNX file or of a folder holding one");
+        }
+
+        if (Directory.Exists(path))
+        {
+            path = Directory.EnumerateFiles(path, "*.onnx", SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault()
+                ?? throw new RegistryException(RegistryError.Invalid, $"source folder '{source}' holds no .onnx file");
+        }
+
+        return File.Exists(path) ? path : throw new RegistryException(RegistryError.Invalid, $"source '{source}' does not exist");
+    }
+
+    private static bool NameMatches(string filter, string name)
+    {
+        foreach (var clause in filter.Split(" AND ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (clause.StartsWith("tag.", StringComparison.Ordinal) || clause.StartsWith("tags.", StringComparison.Ordinal))
+            {
+                continue; // MLflow's client adds a "prompt" tag clause; a model without that tag matches "!=".
+            }
+
+            var parsed = System.Text.RegularExpressions.Regex.Match(clause, @"^name\s*(=|!=|\s(?:I?LIKE)\s)\s*(.+)$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            if (!parsed.Success)
+            {
+                throw new RegistryException(RegistryError.Invalid, $"unsupported filter clause \"{clause}\"; use name = 'x' or name LIKE 'x%'");
+            }
+
+            var value = parsed.Groups[2].Value.Trim().Trim('\'', '"');
+            var matches = parsed.Groups[1].Value.Trim().ToUpperInvariant() switch
+            {
+                "=" => name == value,
+                "!=" => name != value,
+                "LIKE" => Like(name, value, StringComparison.Ordinal),
+                "ILIKE" => Like(name, value, StringComparison.OrdinalIgnoreCase),
+                var other => throw new RegistryException(RegistryError.Invalid, $"unsupported filter operator '{other}'"),
+            };
+            if (!matches)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool Like(string name, string pattern, StringComparison comparison)
+    {
+        var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("%", ".*", StringComparison.Ordinal).Replace("_", ".", StringComparison.Ordinal) + "$";
+        return System.Text.RegularExpressions.Regex.IsMatch(name, regex,
+            comparison == StringComparison.OrdinalIgnoreCase ? System.Text.RegularExpressions.RegexOptions.IgnoreCase : System.Text.RegularExpressions.RegexOptions.None);
+    }
+
+    private static async Task<RegisteredModel> RequireModel(IRegistryStore store, string name, CancellationToken cancellationToken) =>
+        await store.GetModelAsync(name, cancellationToken) ?? throw new RegistryException(RegistryError.NotFound, $"Registered Model with name={name} not found");
+
+    private static async Task<ModelVersionRecord> RequireVersion(IRegistryStore store, string name, long version, CancellationToken cancellationToken)
+    {
+        await RequireModel(store, name, cancellationToken);
+        return await store.GetVersionAsync(name, version, cancellationToken)
+            ?? throw new RegistryException(RegistryError.NotFound, $"Model Version (name={name}, version={version}) not found");
+    }
+
+    private static long ParseVersion(string text) =>
+        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version > 0
+            ? version
+            : throw new RegistryException(RegistryError.Invalid, $"Parameter 'version' must be a positive integer, not '{text}'");
+
+    private static IEnumerable<(string Key, string Value)> Tags(JsonDocument body)
+    {
+        if (!body.RootElement.TryGetProperty("tags", out var tags) || tags.ValueKind != JsonValueKind.Array)
+        {
+            yield break;
+        }
+
+        foreach (var tag in tags.EnumerateArray())
+        {
+            yield return (tag.GetProperty("key").GetString() ?? "", tag.TryGetProperty("value", out var v) ? v.GetString() ?? "" : "");
+        }
+    }
+
+    private static string Query(HttpContext context, string name)
+    {
+        var value = context.Request.Query[name].ToString();
+        return value.Length > 0 ? value : throw new RegistryException(RegistryError.Invalid, $"Missing value for required parameter '{name}'.");
+    }
+
+    private static async Task<JsonDocument> Body(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted);
+        try
+        {
+            var document = JsonDocument.Parse(string.IsNullOrWhiteSpace(text) ? "{}" : text);
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                ? document
+                : throw new RegistryException(RegistryError.Invalid, "the request body must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new RegistryException(RegistryError.Invalid, $"malformed JSON: {e.Message}");
+        }
+    }
+
+    private static string Required(JsonDocument body, string name) =>
+        Optional(body, name) ?? throw new RegistryException(RegistryError.Invalid, $"Missing value for required parameter '{name}'.");
+
+    private static string? Optional(JsonDocument body, string name) =>
+        body.RootElement.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
+            ? value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText()
+            : null;
+
+    private static Task Respond(HttpContext context, string field, object value) =>
+        Write(context, new Dictionary<string, object> { [field] = value });
+
+    private static async Task Write(HttpContext context, object value)
+    {
+        context.Response.ContentType = "application/json";
+        await JsonSerializer.SerializeAsync(context.Response.Body, value, value.GetType(), cancellationToken: context.RequestAborted);
+    }
+
+    /// <summary>MLflow's error shape: {error_code, message}, 404 for a missing resource, 400 otherwise.</summary>
+    private static async Task Guard(HttpContext context, Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (RegistryException e)
+        {
+            var (status, code) = e.Error switch
+            {
+                RegistryError.NotFound => (StatusCodes.Status404NotFound, "RESOURCE_DOES_NOT_EXIST"),
+                RegistryError.AlreadyExists => (StatusCodes.Status400BadRequest, "RESOURCE_ALREADY_EXISTS"),
+                _ => (StatusCodes.Status400BadRequest, "INVALID_PARAMETER_VALUE"),
+            };
+            await ApiResponses.WriteJsonAsync(context.Response, status, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("error_code", code);
+                w.WriteString("message", e.Message);
+                w.WriteEndObject();
+            });
+        }
+    }
+}

@@ -1,0 +1,116 @@
+using System.Net;
+using System.Text.Json;
+using MedServe.IntegrationTests.Support;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary>The MLflow Model Registry REST API as MlflowClient calls it: field names, versions as strings, error codes.</summary>
+[Collection(ServerCollection.Name)]
+public sealed class MlflowApiTests(ServerFixture server)
+{
+    private static readonly string RiskFile = Path.Combine(AppContext.BaseDirectory, "samples", "risk.onnx");
+
+    [Fact]
+    public async Task Create_register_alias_and_read_back_with_mlflows_shapes()
+    {
+        var created = await Post("registered-models/create", new { name = "mlflow-risk", description = "from mlflow", tags = new[] { new { key = "team", value = "icu" } } });
+        var model = created.GetProperty("registered_model");
+        Assert.Equal("mlflow-risk", model.GetProperty("name").GetString());
+        Assert.Equal("from mlflow", model.GetProperty("description").GetString());
+        Assert.True(model.GetProperty("creation_timestamp").GetInt64() > 1_700_000_000_000);
+        Assert.Equal("icu", model.GetProperty("tags")[0].GetProperty("value").GetString());
+
+        var version = (await Post("model-versions/create", new { name = "mlflow-risk", source = "file://" + RiskFile, run_id = "run-42" })).GetProperty("model_version");
+        Assert.Equal("1", version.GetProperty("version").GetString());
+        Assert.Equal("READY", version.GetProperty("status").GetString());
+        Assert.Equal("None", version.GetProperty("current_stage").GetString());
+        Assert.Equal("run-42", version.GetProperty("run_id").GetString());
+        Assert.Equal("file://" + RiskFile, version.GetProperty("source").GetString());
+        await Post("model-versions/create", new { name = "mlflow-risk", source = RiskFile });
+
+        await Post("registered-models/alias", new { name = "mlflow-risk", alias = "champion", version = "2" });
+        var byAlias = await Get("registered-models/alias?name=mlflow-risk&alias=champion");
+        Assert.Equal("2", byAlias.GetProperty("model_version").GetProperty("version").GetString());
+        Assert.Equal(["champion"], byAlias.GetProperty("model_version").GetProperty("aliases").EnumerateArray().Select(a => a.GetString()));
+
+        // Setting champion through MLflow is a hot swap: the model now serves version 2.
+        var ones = string.Join(",", Enumerable.Repeat("1", 30));
+        using (var infer = await server.PostJsonAsync("/v2/models/mlflow-risk/infer", $$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{ones}}]}]}"""))
+        {
+            Assert.Equal("2", (await ServerFixture.JsonAsync(infer)).GetProperty("model_version").GetString());
+        }
+
+        var got = (await Get("registered-models/get?name=mlflow-risk")).GetProperty("registered_model");
+        Assert.Equal("2", got.GetProperty("latest_versions")[0].GetProperty("version").GetString());
+        Assert.Equal("champion", got.GetProperty("aliases")[0].GetProperty("alias").GetString());
+        Assert.Equal("2", got.GetProperty("aliases")[0].GetProperty("version").GetString());
+
+        var search = await Get("registered-models/search?filter=" + Uri.EscapeDataString("name LIKE 'mlflow-r%' AND tag.`mlflow.prompt.is_prompt` != 'true'") + "&max_results=10");
+        Assert.Equal(["mlflow-risk"], search.GetProperty("registered_models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
+        var versions = await Get("model-versions/search?filter=" + Uri.EscapeDataString("name='mlflow-risk'"));
+        Assert.Equal(["1", "2"], versions.GetProperty("model_versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
+        var latest = await Get("registered-models/get-latest-versions?name=mlflow-risk");
+        Assert.Equal("2", latest.GetProperty("model_versions")[0].GetProperty("version").GetString());
+        var uri = (await Get("model-versions/get-download-uri?name=mlflow-risk&version=1")).GetProperty("artifact_uri").GetString();
+        Assert.StartsWith("file://", uri);
+        Assert.True(File.Exists(new Uri(uri!).LocalPath));
+
+        await Post("model-versions/set-tag", new { name = "mlflow-risk", version = "1", key = "validated", value = "yes" });
+        var one = (await Get("model-versions/get?name=mlflow-risk&version=1")).GetProperty("model_version");
+        Assert.Equal("validated", one.GetProperty("tags")[0].GetProperty("key").GetString());
+
+        using var deleteAlias = new HttpRequestMessage(HttpMethod.Delete, "/api/2.0/mlflow/registered-models/alias")
+        {
+            Content = new StringContent(JsonSerializer.Serialize(new { name = "mlflow-risk", alias = "champion" })),
+        };
+        using (var deleted = await server.Client.SendAsync(deleteAlias))
+        {
+            Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        }
+
+        Assert.Empty((await Get("registered-models/get?name=mlflow-risk")).GetProperty("registered_model").GetProperty("aliases").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("registered-models/get?name=ghost", HttpStatusCode.NotFound, "RESOURCE_DOES_NOT_EXIST")]
+    [InlineData("model-versions/get?name=ghost&version=1", HttpStatusCode.NotFound, "RESOURCE_DOES_NOT_EXIST")]
+    [InlineData("model-versions/get?name=ghost&version=one", HttpStatusCode.BadRequest, "INVALID_PARAMETER_VALUE")]
+    [InlineData("registered-models/get", HttpStatusCode.BadRequest, "INVALID_PARAMETER_VALUE")]
+    public async Task Errors_use_mlflows_codes(string path, HttpStatusCode status, string code)
+    {
+        using var response = await server.Client.GetAsync("/api/2.0/mlflow/" + path);
+        var json = await ServerFixture.JsonAsync(response);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal(code, json.GetProperty("error_code").GetString());
+        Assert.False(string.IsNullOrEmpty(json.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task A_duplicate_model_and_an_unreadable_source_are_refused()
+    {
+        await Post("registered-models/create", new { name = "mlflow-dup" });
+        using var duplicate = await server.PostJsonAsync("/api/2.0/mlflow/registered-models/create", """{"name":"mlflow-dup"}""");
+        Assert.Equal("RESOURCE_ALREADY_EXISTS", (await ServerFixture.JsonAsync(duplicate)).GetProperty("error_code").GetString());
+
+        using var remote = await server.PostJsonAsync("/api/2.0/mlflow/model-versions/create", """{"name":"mlflow-dup","source":"s3://bucket/model"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, remote.StatusCode);
+        Assert.Contains("cannot be read by MedServe", (await ServerFixture.JsonAsync(remote)).GetProperty("message").GetString());
+    }
+
+    private async Task<JsonElement> Post(string path, object body)
+    {
+        using var response = await server.PostJsonAsync("/api/2.0/mlflow/" + path, JsonSerializer.Serialize(body));
+        var json = await ServerFixture.JsonAsync(response);
+        Assert.True(response.IsSuccessStatusCode, json.ToString());
+        return json;
+    }
+
+    private async Task<JsonElement> Get(string path)
+    {
+        using var response = await server.Client.GetAsync("/api/2.0/mlflow/" + path);
+        var json = await ServerFixture.JsonAsync(response);
+        Assert.True(response.IsSuccessStatusCode, json.ToString());
+        return json;
+    }
+}
