@@ -37,6 +37,14 @@ public static class MlflowApi
         group.MapGet("/model-versions/search", SearchVersions);
         group.MapPost("/model-versions/set-tag", SetVersionTag);
         group.MapGet("/model-versions/get-download-uri", DownloadUri);
+        group.MapPatch("/registered-models/update", UpdateModel);
+        group.MapPost("/registered-models/rename", RenameModel);
+        group.MapDelete("/registered-models/delete", DeleteModel);
+        group.MapDelete("/registered-models/delete-tag", DeleteModelTag);
+        group.MapPatch("/model-versions/update", UpdateVersion);
+        group.MapDelete("/model-versions/delete", DeleteVersion);
+        group.MapPost("/model-versions/transition-stage", TransitionStage);
+        group.MapDelete("/model-versions/delete-tag", DeleteVersionTag);
         return routes;
     }
 
@@ -200,6 +208,109 @@ public static class MlflowApi
         await Write(context, new { artifact_uri = new Uri(artifacts.PathOf(record.ArtifactSha256)).ToString() });
     });
 
+    private static Task UpdateModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        await store.UpdateModelAsync(name, Optional(body, "description") ?? "", context.RequestAborted);
+        await Respond(context, "registered_model", await ModelJson(store, name, context.RequestAborted));
+    });
+
+    private static Task RenameModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var newName = Required(body, "new_name");
+        await store.RenameModelAsync(Required(body, "name"), newName, context.RequestAborted);
+        await Respond(context, "registered_model", await ModelJson(store, newName, context.RequestAborted));
+    });
+
+    private static Task DeleteModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        await store.DeleteModelAsync(Required(body, "name"), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task DeleteModelTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        await store.DeleteTagAsync(Required(body, "name"), null, Required(body, "key"), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task UpdateVersion(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        var version = ParseVersion(Required(body, "version"));
+        await store.UpdateVersionAsync(name, version, Optional(body, "description") ?? "", null, context.RequestAborted);
+        await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
+    });
+
+    private static Task DeleteVersion(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        await store.DeleteVersionAsync(Required(body, "name"), ParseVersion(Required(body, "version")), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    private static Task DeleteVersionTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        await store.DeleteTagAsync(Required(body, "name"), ParseVersion(Required(body, "version")), Required(body, "key"), context.RequestAborted);
+        await Write(context, new { });
+    });
+
+    /// <summary>
+    /// MLflow stages are MedServe aliases: Staging and Production point the aliases "staging" and
+    /// "production" at the version; Archived and None take them away from it.
+    /// </summary>
+    private static Task TransitionStage(HttpContext context, IRegistryStore store, ServingReconciler reconciler) => Guard(context, async () =>
+    {
+        using var body = await Body(context);
+        var name = Required(body, "name");
+        var version = ParseVersion(Required(body, "version"));
+        var stage = Required(body, "stage") switch
+        {
+            var s when s.Equals("None", StringComparison.OrdinalIgnoreCase) => "None",
+            var s when s.Equals("Staging", StringComparison.OrdinalIgnoreCase) => "Staging",
+            var s when s.Equals("Production", StringComparison.OrdinalIgnoreCase) => "Production",
+            var s when s.Equals("Archived", StringComparison.OrdinalIgnoreCase) => "Archived",
+            var s => throw new RegistryException(RegistryError.Invalid, $"Invalid Model Version stage: {s}. Value must be one of None, Staging, Production, Archived."),
+        };
+        await RequireVersion(store, name, version, context.RequestAborted);
+        var archiveOthers = body.RootElement.TryGetProperty("archive_existing_versions", out var archive)
+            && (archive.ValueKind == JsonValueKind.True || (archive.ValueKind == JsonValueKind.String && archive.GetString() == "true"));
+        if (archiveOthers && stage is "Staging" or "Production")
+        {
+            foreach (var other in await store.ListVersionsAsync(name, context.RequestAborted))
+            {
+                if (other.Version != version && other.Stage == stage)
+                {
+                    await store.UpdateVersionAsync(name, other.Version, null, "Archived", context.RequestAborted);
+                }
+            }
+        }
+
+        await store.UpdateVersionAsync(name, version, null, stage, context.RequestAborted);
+        var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
+        foreach (var alias in new[] { "staging", "production" })
+        {
+            var wanted = string.Equals(alias, stage, StringComparison.OrdinalIgnoreCase);
+            if (wanted && (!aliases.TryGetValue(alias, out var current) || current != version))
+            {
+                await store.SetAliasAsync(name, alias, version, "mlflow", $"transition to {stage}", context.RequestAborted);
+            }
+            else if (!wanted && aliases.TryGetValue(alias, out var held) && held == version)
+            {
+                await store.SetAliasAsync(name, alias, null, "mlflow", $"transition to {stage}", context.RequestAborted);
+            }
+        }
+
+        await reconciler.ReconcileAsync(name, context.RequestAborted);
+        await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
+    });
+
     private static async Task<object> ModelJson(IRegistryStore store, string name, CancellationToken cancellationToken)
     {
         var model = await RequireModel(store, name, cancellationToken);
@@ -229,8 +340,8 @@ public static class MlflowApi
             version = v.Version.ToString(CultureInfo.InvariantCulture),
             creation_timestamp = v.CreatedAt.ToUnixTimeMilliseconds(),
             last_updated_timestamp = v.CreatedAt.ToUnixTimeMilliseconds(),
-            current_stage = "None",
-            description = "",
+            current_stage = v.Stage,
+            description = v.Description,
             source = v.Source,
             run_id = lineage.RootElement.TryGetProperty("run_id", out var run) && run.ValueKind == JsonValueKind.String ? run.GetString() : "",
             status = "READY",

@@ -19,6 +19,18 @@ public interface IRegistryStore
 
     Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default);
 
+    Task UpdateModelAsync(string name, string description, CancellationToken cancellationToken = default);
+
+    /// <summary>Renames a model with its versions, tags and history; refused while an alias names one of its versions.</summary>
+    Task RenameModelAsync(string name, string newName, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a model with its versions; refused while an alias names one of them.</summary>
+    Task DeleteModelAsync(string name, CancellationToken cancellationToken = default);
+
+    Task UpdateVersionAsync(string model, long version, string? description, string? stage, CancellationToken cancellationToken = default);
+
+    Task DeleteTagAsync(string model, long? version, string key, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes a version; refused while an alias names it.</summary>
     Task DeleteVersionAsync(string model, long version, CancellationToken cancellationToken = default);
 

@@ -27,7 +27,13 @@ public sealed record ModelVersionRecord(
     string LineageJson,
     string MetricsJson,
     string RegisteredBy,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    public string Description { get; init; } = "";
+
+    /// <summary>MLflow's stage: None, Staging, Production or Archived.</summary>
+    public string Stage { get; init; } = "None";
+}
 
 /// <summary>One change of an alias: what it named before and after, who changed it, when and why.</summary>
 public sealed record AliasChange(string Model, string Alias, long? From, long? To, string ChangedBy, string Reason, DateTimeOffset ChangedAt);

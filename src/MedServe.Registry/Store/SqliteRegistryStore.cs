@@ -55,6 +55,10 @@ public sealed class SqliteRegistryStore : IRegistryStore
             changed_at BIGINT NOT NULL,
             PRIMARY KEY (model, seq));
         """,
+        """
+        ALTER TABLE model_versions ADD COLUMN description TEXT NOT NULL DEFAULT '';
+        ALTER TABLE model_versions ADD COLUMN stage TEXT NOT NULL DEFAULT 'None';
+        """,
     ];
 
     private readonly string _connectionString;
@@ -153,6 +157,81 @@ public sealed class SqliteRegistryStore : IRegistryStore
     public Task<IReadOnlyList<ModelVersionRecord>> ListVersionsAsync(string model, CancellationToken cancellationToken = default) =>
         Query(VersionSelect + " WHERE model = $m ORDER BY version;", ReadVersion, cancellationToken, ("$m", model));
 
+    public Task UpdateModelAsync(string name, string description, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, name, cancellationToken).ConfigureAwait(false);
+            await Execute(connection, transaction, "UPDATE registered_models SET description = $d, updated_at = $t WHERE name = $n;", cancellationToken,
+                ("$d", description), ("$t", Now()), ("$n", name)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task RenameModelAsync(string name, string newName, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, name, cancellationToken).ConfigureAwait(false);
+            await RequireNoAlias(connection, transaction, name, "renamed", cancellationToken).ConfigureAwait(false);
+            if (await Exists(connection, transaction, newName, cancellationToken).ConfigureAwait(false))
+            {
+                throw new RegistryException(RegistryError.AlreadyExists, $"registered model '{newName}' already exists");
+            }
+
+            // Children first under deferred foreign keys, then the parent: one rename, checked at commit.
+            await Execute(connection, transaction, "PRAGMA defer_foreign_keys = ON;", cancellationToken).ConfigureAwait(false);
+            foreach (var table in new[] { "model_versions", "tags", "aliases", "alias_history" })
+            {
+                await Execute(connection, transaction, $"UPDATE {table} SET model = $new WHERE model = $old;", cancellationToken, ("$new", newName), ("$old", name)).ConfigureAwait(false);
+            }
+
+            await Execute(connection, transaction, "UPDATE registered_models SET name = $new, updated_at = $t WHERE name = $old;", cancellationToken,
+                ("$new", newName), ("$t", Now()), ("$old", name)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task DeleteModelAsync(string name, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, name, cancellationToken).ConfigureAwait(false);
+            await RequireNoAlias(connection, transaction, name, "deleted", cancellationToken).ConfigureAwait(false);
+            foreach (var table in new[] { "tags", "alias_history", "model_versions" })
+            {
+                await Execute(connection, transaction, $"DELETE FROM {table} WHERE model = $m;", cancellationToken, ("$m", name)).ConfigureAwait(false);
+            }
+
+            await Execute(connection, transaction, "DELETE FROM registered_models WHERE name = $m;", cancellationToken, ("$m", name)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task UpdateVersionAsync(string model, long version, string? description, string? stage, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            if (await Scalar(connection, transaction, "SELECT 1 FROM model_versions WHERE model = $m AND version = $v;", cancellationToken, ("$m", model), ("$v", version)).ConfigureAwait(false) is null)
+            {
+                throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+            }
+
+            await Execute(connection, transaction, "UPDATE model_versions SET description = COALESCE($d, description), stage = COALESCE($s, stage) WHERE model = $m AND version = $v;", cancellationToken,
+                ("$d", description), ("$s", stage), ("$m", model), ("$v", version)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task DeleteTagAsync(string model, long? version, string key, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, model, cancellationToken).ConfigureAwait(false);
+            await Execute(connection, transaction, "DELETE FROM tags WHERE model = $m AND version = $v AND tag_key = $k;", cancellationToken,
+                ("$m", model), ("$v", version ?? 0), ("$k", key)).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    private static async Task RequireNoAlias(SqliteConnection connection, SqliteTransaction transaction, string model, string what, CancellationToken cancellationToken)
+    {
+        if (await Scalar(connection, transaction, "SELECT alias FROM aliases WHERE model = $m ORDER BY alias;", cancellationToken, ("$m", model)).ConfigureAwait(false) is string alias)
+        {
+            throw new RegistryException(RegistryError.Invalid, $"model '{model}' cannot be {what} while the alias '{alias}' names one of its versions; remove its aliases first");
+        }
+    }
+
     public Task DeleteVersionAsync(string model, long version, CancellationToken cancellationToken = default) =>
         WriteAsync(async (connection, transaction) =>
         {
@@ -227,10 +306,14 @@ public sealed class SqliteRegistryStore : IRegistryStore
             cancellationToken, ("$m", model));
 
     private const string VersionSelect =
-        "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at FROM model_versions";
+        "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at, description, stage FROM model_versions";
 
     private static ModelVersionRecord ReadVersion(SqliteDataReader r) => new(
-        r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7), r.GetString(8), r.GetString(9), FromMs(r.GetInt64(10)));
+        r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7), r.GetString(8), r.GetString(9), FromMs(r.GetInt64(10)))
+    {
+        Description = r.GetString(11),
+        Stage = r.GetString(12),
+    };
 
     private static RegisteredModel ReadModel(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)));
 
