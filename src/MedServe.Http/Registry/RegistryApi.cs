@@ -109,7 +109,7 @@ public static class RegistryApi
         using var metadata = ParseJson(form["metadata"].ToString(), "the 'metadata' part");
         var registration = new VersionRegistration(
             model,
-            Required(metadata, "version"),
+            Optional(metadata, "version") ?? "", // none: the smallest step the signature change allows
             Optional(metadata, "source") ?? $"upload:{file.FileName}",
             Optional(metadata, "registered_by") ?? "anonymous",
             Raw(metadata, "model_card"),

@@ -20,6 +20,62 @@ internal static class ModelsCommand
         command.Add(Import(server));
         command.Add(Promote(server));
         command.Add(Rollback(server));
+        command.Add(Pull(server));
+        return command;
+    }
+
+    /// <summary>
+    /// Copies a model version out of an MLflow registry (MedServe's own MLflow API included) into this
+    /// server's registry: the version's download URI (file://, http(s)://) gives the ONNX file.
+    /// </summary>
+    private static Command Pull(Option<string> server)
+    {
+        var mlflow = new Option<string>("--mlflow") { Description = "The MLflow tracking server URL", Required = true };
+        var name = new Argument<string>("name") { Description = "The registered model in MLflow" };
+        var version = new Argument<string>("version") { Description = "Its MLflow version" };
+        var target = new Option<string>("--as") { Description = "The model name here (default: the same)" };
+        var command = new Command("pull", "Copy a registered ONNX model version from an MLflow server") { mlflow, name, version, target };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            using var source = Client(parse.GetValue(mlflow)!);
+            var model = parse.GetValue(name)!;
+            var number = parse.GetValue(version)!;
+            var query = $"name={Uri.EscapeDataString(model)}&version={Uri.EscapeDataString(number)}";
+            using var described = await source.GetAsync($"/api/2.0/mlflow/model-versions/get?{query}", cancellationToken);
+            var mlflowVersion = (await Read(described, cancellationToken)).GetProperty("model_version");
+            using var located = await source.GetAsync($"/api/2.0/mlflow/model-versions/get-download-uri?{query}", cancellationToken);
+            var uri = new Uri((await Read(located, cancellationToken)).GetProperty("artifact_uri").GetString()!);
+            var bytes = uri.IsFile
+                ? await File.ReadAllBytesAsync(uri.LocalPath, cancellationToken)
+                : uri.Scheme is "http" or "https"
+                    ? await source.GetByteArrayAsync(uri, cancellationToken)
+                    : throw new InvalidOperationException($"cannot download '{uri}': only file:// and http(s):// artifact URIs are supported");
+
+            using var client = Client(parse.GetValue(server)!);
+            var here = parse.GetValue(target) ?? model;
+            using (var created = await client.PostAsync("/v1/registry/models", Json(new { name = here, description = $"pulled from MLflow {parse.GetValue(mlflow)}" }), cancellationToken))
+            {
+                if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
+                {
+                    await Read(created, cancellationToken);
+                }
+            }
+
+            using var form = new MultipartFormDataContent();
+            var file = new ByteArrayContent(bytes);
+            file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            form.Add(file, "model", "model.onnx");
+            form.Add(new StringContent(JsonSerializer.Serialize(new
+            {
+                source = $"mlflow:{parse.GetValue(mlflow)}/{model}/{number}",
+                registered_by = Environment.UserName,
+                lineage = new { mlflow_model = model, mlflow_version = number, mlflow_run_id = mlflowVersion.TryGetProperty("run_id", out var run) ? run.GetString() : "" },
+            })), "metadata");
+            using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(here)}/versions", form, cancellationToken);
+            var registered = await Read(response, cancellationToken);
+            Console.WriteLine($"{model} {number} from MLflow -> {here} version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("semantic_version").GetString()})");
+            return 0;
+        });
         return command;
     }
 
