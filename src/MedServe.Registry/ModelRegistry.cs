@@ -54,6 +54,7 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
 
         // The version it follows: the highest semantic version registered so far.
         var previous = (await Store.ListVersionsAsync(registration.Model, cancellationToken).ConfigureAwait(false))
+            .Where(v => v.Servable)
             .Select(v => (Record: v, Version: SemanticVersion.Parse(v.SemanticVersion)))
             .OrderByDescending(v => v.Version)
             .FirstOrDefault();
@@ -81,6 +82,16 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             registration.Model, proposed.ToString(), digest, registration.Source, WriteSignature(signature),
             registration.ModelCardJson, registration.LineageJson, registration.MetricsJson, registration.RegisteredBy), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Records a version whose source MedServe cannot read (as MLflow accepts any source URI): it is
+    /// registered, never served, and says why. It takes no semantic version.
+    /// </summary>
+    public async Task<ModelVersionRecord> RecordUnservableAsync(VersionRegistration registration, string reason, CancellationToken cancellationToken = default) =>
+        await Store.AddVersionAsync(new NewModelVersion(
+            registration.Model, "", "", registration.Source, "{\"inputs\":[],\"outputs\":[]}",
+            registration.ModelCardJson, registration.LineageJson, registration.MetricsJson, registration.RegisteredBy)
+        { UnservableReason = reason }, cancellationToken).ConfigureAwait(false);
 
     public static string WriteSignature(ModelSignature signature) => JsonSerializer.Serialize(new
     {

@@ -87,15 +87,55 @@ public sealed class MlflowApiTests(ServerFixture server)
     }
 
     [Fact]
-    public async Task A_duplicate_model_and_an_unreadable_source_are_refused()
+    public async Task A_duplicate_model_is_refused_and_an_unreadable_source_is_recorded_but_never_served()
     {
         await Post("registered-models/create", new { name = "mlflow-dup" });
-        using var duplicate = await server.PostJsonAsync("/api/2.0/mlflow/registered-models/create", """{"name":"mlflow-dup"}""");
+        using var duplicate = await server.PostJsonAsync("/api/2.0/mlflow/registered-models/create", "{\"name\":\"mlflow-dup\"}");
         Assert.Equal("RESOURCE_ALREADY_EXISTS", (await ServerFixture.JsonAsync(duplicate)).GetProperty("error_code").GetString());
 
-        using var remote = await server.PostJsonAsync("/api/2.0/mlflow/model-versions/create", """{"name":"mlflow-dup","source":"s3://bucket/model"}""");
-        Assert.Equal(HttpStatusCode.BadRequest, remote.StatusCode);
-        Assert.Contains("cannot be read by MedServe", (await ServerFixture.JsonAsync(remote)).GetProperty("message").GetString());
+        var remote = (await Post("model-versions/create", new { name = "mlflow-dup", source = "s3://bucket/model" })).GetProperty("model_version");
+        Assert.Equal("READY", remote.GetProperty("status").GetString());
+        Assert.Contains("cannot be read by MedServe", remote.GetProperty("status_message").GetString());
+        Assert.Equal("s3://bucket/model", (await Get("model-versions/get-download-uri?name=mlflow-dup&version=1")).GetProperty("artifact_uri").GetString());
+
+        await Post("registered-models/alias", new { name = "mlflow-dup", alias = "champion", version = "1" });
+        var status = (await ServerFixture.JsonAsync(await server.Client.GetAsync("/v1/registry/models/mlflow-dup"))).GetProperty("serving");
+        Assert.False(status.GetProperty("converged").GetBoolean());
+        Assert.Contains("cannot be served", status.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task An_http_source_is_downloaded_only_from_an_allowed_host()
+    {
+        using var files = new System.Net.HttpListener();
+        var port = FreePort();
+        files.Prefixes.Add($"http://127.0.0.1:{port}/");
+        files.Start();
+        var serving = Task.Run(async () =>
+        {
+            var context = await files.GetContextAsync();
+            var bytes = await File.ReadAllBytesAsync(RiskFile);
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
+            context.Response.Close();
+        });
+        await Post("registered-models/create", new { name = "mlflow-http" });
+
+        var allowed = (await Post("model-versions/create", new { name = "mlflow-http", source = $"http://127.0.0.1:{port}/risk.onnx" })).GetProperty("model_version");
+        await serving;
+        var refused = (await Post("model-versions/create", new { name = "mlflow-http", source = $"http://localhost:{port}/risk.onnx" })).GetProperty("model_version");
+
+        Assert.Equal("", allowed.GetProperty("status_message").GetString());
+        var registered = await ServerFixture.JsonAsync(await server.Client.GetAsync("/v1/registry/models/mlflow-http/versions/1"));
+        Assert.Equal("1.0.0", registered.GetProperty("semantic_version").GetString());
+        Assert.Contains("host 'localhost' is not on the allow-list", refused.GetProperty("status_message").GetString());
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private async Task<JsonElement> Post(string path, object body)

@@ -4,6 +4,7 @@ using MedServe.Http.V2;
 using MedServe.Registry;
 using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
+using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -149,15 +150,29 @@ public static class MlflowApi
     /// one) is copied into the artifact store and registered; its semantic version is the smallest
     /// step its signature change allows.
     /// </summary>
-    private static Task CreateVersion(HttpContext context, ModelRegistry registry) => Guard(context, async () =>
+    private static Task CreateVersion(HttpContext context, ModelRegistry registry, SourceFetcher sources) => Guard(context, async () =>
     {
         using var body = await Body(context);
         var name = Required(body, "name");
         var source = Required(body, "source");
-        var path = LocalOnnx(source);
-        await using var stream = File.OpenRead(path);
-        var record = await registry.RegisterAsync(new VersionRegistration(name, "", source, "mlflow",
-            LineageJson: JsonSerializer.Serialize(new { run_id = Optional(body, "run_id") ?? "" })), stream, context.RequestAborted);
+        var registration = new VersionRegistration(name, "", source, "mlflow",
+            LineageJson: JsonSerializer.Serialize(new { run_id = Optional(body, "run_id") ?? "" }));
+        var (content, reason) = await sources.OpenAsync(source, context.RequestAborted);
+        ModelVersionRecord record;
+        if (content is null)
+        {
+            // Like MLflow, any source is accepted and recorded; this one stays unservable, saying why.
+            await RequireModel(registry.Store, name, context.RequestAborted);
+            record = await registry.RecordUnservableAsync(registration, reason!, context.RequestAborted);
+        }
+        else
+        {
+            await using (content)
+            {
+                record = await registry.RegisterAsync(registration, content, context.RequestAborted);
+            }
+        }
+
         foreach (var (key, value) in Tags(body))
         {
             await registry.Store.SetTagAsync(name, record.Version, key, value, context.RequestAborted);
@@ -205,7 +220,7 @@ public static class MlflowApi
     private static Task DownloadUri(HttpContext context, IRegistryStore store, ArtifactStore artifacts) => Guard(context, async () =>
     {
         var record = await RequireVersion(store, Query(context, "name"), ParseVersion(Query(context, "version")), context.RequestAborted);
-        await Write(context, new { artifact_uri = new Uri(artifacts.PathOf(record.ArtifactSha256)).ToString() });
+        await Write(context, new { artifact_uri = record.Servable ? new Uri(artifacts.PathOf(record.ArtifactSha256)).ToString() : record.Source });
     });
 
     private static Task UpdateModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
@@ -345,34 +360,10 @@ public static class MlflowApi
             source = v.Source,
             run_id = lineage.RootElement.TryGetProperty("run_id", out var run) && run.ValueKind == JsonValueKind.String ? run.GetString() : "",
             status = "READY",
+            status_message = v.Servable ? "" : "not servable by MedServe: " + v.UnservableReason,
             tags = tags.Select(t => new { key = t.Key, value = t.Value }),
             aliases = aliases.Where(a => a.Value == v.Version).Select(a => a.Key),
         };
-    }
-
-    private static string LocalOnnx(string source)
-    {
-        string path;
-        if (source.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
-        {
-            path = new Uri(source).LocalPath;
-        }
-        else if (Path.IsPathRooted(source))
-        {
-            path = source;
-        }
-        else
-        {
-            throw new RegistryException(RegistryError.Invalid, $"source '{source}' cannot be read by MedServe; give a local path or a file:// URI of an ONNX file or of a folder holding one");
-        }
-
-        if (Directory.Exists(path))
-        {
-            path = Directory.EnumerateFiles(path, "*.onnx", SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault()
-                ?? throw new RegistryException(RegistryError.Invalid, $"source folder '{source}' holds no .onnx file");
-        }
-
-        return File.Exists(path) ? path : throw new RegistryException(RegistryError.Invalid, $"source '{source}' does not exist");
     }
 
     private static bool NameMatches(string filter, string name)

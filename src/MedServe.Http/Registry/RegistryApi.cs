@@ -220,7 +220,12 @@ public static class RegistryApi
         w.WriteString("model", v.Model);
         w.WriteNumber("version", v.Version);
         w.WriteString("semantic_version", v.SemanticVersion);
-        w.WriteString("artifact", "sha256:" + v.ArtifactSha256);
+        w.WriteString("artifact", v.Servable ? "sha256:" + v.ArtifactSha256 : "");
+        if (!v.Servable)
+        {
+            w.WriteString("unservable_reason", v.UnservableReason);
+        }
+
         w.WriteString("source", v.Source);
         w.WritePropertyName("signature");
         w.WriteRawValue(v.SignatureJson);

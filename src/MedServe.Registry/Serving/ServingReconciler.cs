@@ -51,7 +51,15 @@ public sealed class ServingReconciler(IRegistryStore store, ArtifactStore artifa
             }
 
             // 1. The aliased versions load beside the one serving now.
-            await MaterializeAsync(model, wanted, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await MaterializeAsync(model, wanted, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RegistryException or InvalidDataException or IOException)
+            {
+                return Record(new ServingStatus(model, intended, current, e.Message));
+            }
+
             var during = current is { } c && !wanted.Contains(c) ? [.. wanted, c] : wanted;
             var failure = await LoadAsync(model, during, cancellationToken).ConfigureAwait(false);
 
@@ -108,6 +116,11 @@ public sealed class ServingReconciler(IRegistryStore store, ArtifactStore artifa
 
             var record = await store.GetVersionAsync(model, version, cancellationToken).ConfigureAwait(false)
                 ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+            if (!record.Servable)
+            {
+                throw new RegistryException(RegistryError.Invalid, $"model '{model}' version {version} cannot be served: {record.UnservableReason}");
+            }
+
             var source = await artifacts.OpenVerifiedAsync(record.ArtifactSha256, cancellationToken).ConfigureAwait(false);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(source, target + ".tmp", overwrite: true);

@@ -13,7 +13,11 @@ public sealed record NewModelVersion(
     string ModelCardJson,
     string LineageJson,
     string MetricsJson,
-    string RegisteredBy);
+    string RegisteredBy)
+{
+    /// <summary>Why the version cannot be served (its source could not be read); empty when it can.</summary>
+    public string UnservableReason { get; init; } = "";
+}
 
 /// <summary>A model version as recorded: the integer version is the one the inference protocol serves.</summary>
 public sealed record ModelVersionRecord(
@@ -33,6 +37,11 @@ public sealed record ModelVersionRecord(
 
     /// <summary>MLflow's stage: None, Staging, Production or Archived.</summary>
     public string Stage { get; init; } = "None";
+
+    /// <summary>Why the version cannot be served; empty when it can.</summary>
+    public string UnservableReason { get; init; } = "";
+
+    public bool Servable => UnservableReason.Length == 0;
 }
 
 /// <summary>One change of an alias: what it named before and after, who changed it, when and why.</summary>

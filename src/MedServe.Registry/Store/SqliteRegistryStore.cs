@@ -59,6 +59,9 @@ public sealed class SqliteRegistryStore : IRegistryStore
         ALTER TABLE model_versions ADD COLUMN description TEXT NOT NULL DEFAULT '';
         ALTER TABLE model_versions ADD COLUMN stage TEXT NOT NULL DEFAULT 'None';
         """,
+        """
+        ALTER TABLE model_versions ADD COLUMN unservable_reason TEXT NOT NULL DEFAULT '';
+        """,
     ];
 
     private readonly string _connectionString;
@@ -139,13 +142,16 @@ public sealed class SqliteRegistryStore : IRegistryStore
                 ("$m", v.Model)).ConfigureAwait(false), CultureInfo.InvariantCulture);
             var now = Now();
             await Execute(connection, transaction, """
-                INSERT INTO model_versions (model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at)
-                VALUES ($m, $v, $s, $a, $src, $sig, $card, $lin, $met, $by, $t);
+                INSERT INTO model_versions (model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at, unservable_reason)
+                VALUES ($m, $v, $s, $a, $src, $sig, $card, $lin, $met, $by, $t, $why);
                 """, cancellationToken,
-                ("$m", v.Model), ("$v", next), ("$s", v.SemanticVersion), ("$a", v.ArtifactSha256), ("$src", v.Source), ("$sig", v.SignatureJson),
-                ("$card", v.ModelCardJson), ("$lin", v.LineageJson), ("$met", v.MetricsJson), ("$by", v.RegisteredBy), ("$t", now)).ConfigureAwait(false);
+                ("$m", v.Model), ("$v", next), ("$s", v.SemanticVersion.Length > 0 ? v.SemanticVersion : $"unservable.{next}"), ("$a", v.ArtifactSha256), ("$src", v.Source), ("$sig", v.SignatureJson),
+                ("$card", v.ModelCardJson), ("$lin", v.LineageJson), ("$met", v.MetricsJson), ("$by", v.RegisteredBy), ("$t", now), ("$why", v.UnservableReason)).ConfigureAwait(false);
             await Execute(connection, transaction, "UPDATE registered_models SET updated_at = $t WHERE name = $m;", cancellationToken, ("$t", now), ("$m", v.Model)).ConfigureAwait(false);
-            return new ModelVersionRecord(v.Model, next, v.SemanticVersion, v.ArtifactSha256, v.Source, v.SignatureJson, v.ModelCardJson, v.LineageJson, v.MetricsJson, v.RegisteredBy, FromMs(now));
+            return new ModelVersionRecord(v.Model, next, v.SemanticVersion.Length > 0 ? v.SemanticVersion : $"unservable.{next}", v.ArtifactSha256, v.Source, v.SignatureJson, v.ModelCardJson, v.LineageJson, v.MetricsJson, v.RegisteredBy, FromMs(now))
+            {
+                UnservableReason = v.UnservableReason,
+            };
         }, cancellationToken);
 
     public async Task<ModelVersionRecord?> GetVersionAsync(string model, long version, CancellationToken cancellationToken = default)
@@ -306,13 +312,14 @@ public sealed class SqliteRegistryStore : IRegistryStore
             cancellationToken, ("$m", model));
 
     private const string VersionSelect =
-        "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at, description, stage FROM model_versions";
+        "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at, description, stage, unservable_reason FROM model_versions";
 
     private static ModelVersionRecord ReadVersion(SqliteDataReader r) => new(
         r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7), r.GetString(8), r.GetString(9), FromMs(r.GetInt64(10)))
     {
         Description = r.GetString(11),
         Stage = r.GetString(12),
+        UnservableReason = r.GetString(13),
     };
 
     private static RegisteredModel ReadModel(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), FromMs(r.GetInt64(2)), FromMs(r.GetInt64(3)));

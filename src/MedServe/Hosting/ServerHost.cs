@@ -4,6 +4,7 @@ using MedServe.Grpc;
 using MedServe.Registry;
 using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
+using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using MedServe.Http;
@@ -67,6 +68,8 @@ public static class ServerHost
         services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
         services.TryAddSingleton(sp => new ModelRegistry(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First()));
+        var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();
+        services.TryAddSingleton(_ => new SourceFetcher(sources, new HttpClient { Timeout = TimeSpan.FromMinutes(5) }));
         services.TryAddSingleton(sp => new ServingReconciler(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>()));
         services.AddHostedService<ModelRepositoryService>();

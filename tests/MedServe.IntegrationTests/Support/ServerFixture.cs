@@ -50,6 +50,7 @@ public sealed class ServerFixture : IAsyncLifetime
             ["MedServe:ModelRepository"] = Repository,
             ["MedServe:ProvisionSamples"] = "false",
             ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MedServe:Registry:AllowedSourceHosts:0"] = "127.0.0.1",
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await _app.StartAsync();

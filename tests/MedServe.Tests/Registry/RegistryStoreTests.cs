@@ -119,7 +119,7 @@ public sealed class RegistryStoreTests : IDisposable
 
         var again = await Open();
 
-        Assert.Equal(2, await again.SchemaVersionAsync());
+        Assert.Equal(3, await again.SchemaVersionAsync());
         Assert.Equal("kept", (await again.GetModelAsync("sepsis"))!.Description);
     }
 
