@@ -80,7 +80,7 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
 
         return await Store.AddVersionAsync(new NewModelVersion(
             registration.Model, proposed.ToString(), digest, registration.Source, WriteSignature(signature),
-            registration.ModelCardJson, registration.LineageJson, registration.MetricsJson, registration.RegisteredBy), cancellationToken).ConfigureAwait(false);
+            registration.ModelCardJson, WithParent(registration.LineageJson, previous.Record), registration.MetricsJson, registration.RegisteredBy), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -92,6 +92,20 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             registration.Model, "", "", registration.Source, "{\"inputs\":[],\"outputs\":[]}",
             registration.ModelCardJson, registration.LineageJson, registration.MetricsJson, registration.RegisteredBy)
         { UnservableReason = reason }, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Lineage names the version this one follows (parent_version, its integer version) unless the caller did.</summary>
+    private static string WithParent(string lineageJson, ModelVersionRecord? parent)
+    {
+        var lineage = System.Text.Json.Nodes.JsonNode.Parse(lineageJson) as System.Text.Json.Nodes.JsonObject
+            ?? throw new RegistryException(RegistryError.Invalid, "lineage must be a JSON object");
+        if (parent is not null && !lineage.ContainsKey("parent_version"))
+        {
+            lineage["parent_version"] = parent.Version;
+            lineage["parent_semantic_version"] = parent.SemanticVersion;
+        }
+
+        return lineage.ToJsonString();
+    }
 
     public static string WriteSignature(ModelSignature signature) => JsonSerializer.Serialize(new
     {

@@ -51,7 +51,11 @@ public static class RegistryApi
 
     private static Task ListModels(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
-        var models = await store.ListModelsAsync(context.RequestAborted);
+        // ?q= narrows the list to names or descriptions containing it (case-insensitive).
+        var q = context.Request.Query["q"].ToString();
+        var models = (await store.ListModelsAsync(context.RequestAborted))
+            .Where(m => q.Length == 0 || m.Name.Contains(q, StringComparison.OrdinalIgnoreCase) || m.Description.Contains(q, StringComparison.OrdinalIgnoreCase))
+            .ToList();
         await Write(context, StatusCodes.Status200OK, w =>
         {
             w.WriteStartObject();

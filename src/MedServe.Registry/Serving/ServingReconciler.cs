@@ -4,6 +4,7 @@ using MedServe.Inference;
 using MedServe.Lifecycle;
 using MedServe.Registry.Artifacts;
 using MedServe.Registry.Store;
+using Microsoft.Extensions.Logging;
 
 namespace MedServe.Registry.Serving;
 
@@ -20,7 +21,8 @@ public sealed record ServingStatus(string Model, long? Intended, long? Serving, 
 /// warms it up, switches routing atomically, then unloads what no alias names once it drains.
 /// A version that fails leaves the previous one serving, and the status says why.
 /// </summary>
-public sealed class ServingReconciler(IRegistryStore store, ArtifactStore artifacts, ModelManager models, string servingAlias = "champion")
+public sealed partial class ServingReconciler(
+    IRegistryStore store, ArtifactStore artifacts, ModelManager models, ILogger<ServingReconciler>? logger = null, string servingAlias = "champion")
 {
     private readonly Dictionary<string, ServingStatus> _status = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -156,6 +158,24 @@ public sealed class ServingReconciler(IRegistryStore store, ArtifactStore artifa
             _status[status.Model] = status;
         }
 
+        if (logger is not null)
+        {
+            if (status.Converged && status.Reason is null)
+            {
+                LogConverged(logger, status.Model, status.Serving);
+            }
+            else
+            {
+                LogDiverged(logger, status.Model, status.Intended, status.Serving, status.Reason ?? "");
+            }
+        }
+
         return status;
     }
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Model {Model} serves version {Serving}, as the registry intends")]
+    private static partial void LogConverged(ILogger logger, string model, long? serving);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "Model {Model}: the registry intends version {Intended}, version {Serving} serves: {Reason}")]
+    private static partial void LogDiverged(ILogger logger, string model, long? intended, long? serving, string reason);
 }

@@ -31,11 +31,7 @@ internal sealed partial class ModelRepositoryService(
         // Registered models: route each to the version its serving alias names.
         foreach (var model in await registry.ListModelsAsync(stoppingToken).ConfigureAwait(false))
         {
-            var status = await reconciler.ReconcileAsync(model.Name, stoppingToken).ConfigureAwait(false);
-            if (!status.Converged)
-            {
-                LogNotConverged(model.Name, status.Intended, status.Serving, status.Reason ?? "");
-            }
+            await reconciler.ReconcileAsync(model.Name, stoppingToken).ConfigureAwait(false);
         }
 
         NativeMemory.Trim();
@@ -50,9 +46,6 @@ internal sealed partial class ModelRepositoryService(
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Model repository {Repository} is new: writing the sample models")]
     private partial void LogProvisioning(string repository);
-
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Model {Model}: the registry intends version {Intended}, version {Serving} serves: {Reason}")]
-    private partial void LogNotConverged(string model, long? intended, long? serving, string reason);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Ready: {Count} model version(s) loaded")]
     private partial void LogReady(int count);

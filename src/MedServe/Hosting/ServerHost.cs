@@ -71,7 +71,8 @@ public static class ServerHost
         var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();
         services.TryAddSingleton(_ => new SourceFetcher(sources, new HttpClient { Timeout = TimeSpan.FromMinutes(5) }));
         services.TryAddSingleton(sp => new ServingReconciler(
-            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>()));
+            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>(),
+            sp.GetRequiredService<ILogger<ServingReconciler>>()));
         services.AddHostedService<ModelRepositoryService>();
 
         // Shutdown waits for the model queues to drain: give the host the drain time and a margin.

@@ -37,6 +37,9 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Equal("input", signature.Inputs.Single().Name);
         Assert.Equal([-1L, 30L], signature.Inputs.Single().Dims);
         Assert.Equal("output", signature.Outputs.Single().Name);
+        Assert.Equal("{}", first.LineageJson);
+        Assert.Contains("\"parent_version\":1", patch.LineageJson);
+        Assert.Contains("\"parent_semantic_version\":\"1.0.0\"", patch.LineageJson);
     }
 
     [Fact]
