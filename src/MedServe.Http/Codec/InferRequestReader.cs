@@ -90,6 +90,11 @@ internal static class InferRequestReader
         {
             throw InferenceException.Invalid($"malformed JSON in the request header (line {e.LineNumber + 1}, byte {e.BytePositionInLine}): {FirstSentence(e.Message)}");
         }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader reports a string that is not valid UTF-8 this way.
+            throw InferenceException.Invalid("malformed JSON in the request header: a string is not valid UTF-8");
+        }
 
         if (binaryOffset != binary.Length)
         {

@@ -108,7 +108,16 @@ public static class RegistryApi
             throw new RegistryException(RegistryError.Invalid, "send multipart/form-data with a 'model' file part and a 'metadata' JSON part");
         }
 
-        var form = await context.Request.ReadFormAsync(context.RequestAborted);
+        IFormCollection form;
+        try
+        {
+            form = await context.Request.ReadFormAsync(context.RequestAborted);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException)
+        {
+            throw new RegistryException(RegistryError.Invalid, $"the multipart body cannot be read: {e.Message}");
+        }
+
         var file = form.Files["model"] ?? throw new RegistryException(RegistryError.Invalid, "the 'model' file part (the ONNX file) is missing");
         using var metadata = ParseJson(form["metadata"].ToString(), "the 'metadata' part");
         var registration = new VersionRegistration(
@@ -159,7 +168,7 @@ public static class RegistryApi
     private static Task SetAlias(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model, string alias) => Guard(context, async () =>
     {
         using var body = await ReadJsonAsync(context);
-        if (!body.RootElement.TryGetProperty("version", out var versionElement) || !versionElement.TryGetInt64(out var version))
+        if (!body.RootElement.TryGetProperty("version", out var versionElement) || versionElement.ValueKind != JsonValueKind.Number || !versionElement.TryGetInt64(out var version))
         {
             throw new RegistryException(RegistryError.Invalid, "'version' (the integer version) is required");
         }

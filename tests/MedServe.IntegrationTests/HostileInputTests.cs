@@ -1,0 +1,134 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using MedServe.IntegrationTests.Support;
+using Xunit.Abstractions;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary>
+/// A seeded generator throws malformed, truncated, oversized and mistyped requests at the
+/// inference, repository, registry and MLflow endpoints: every answer must be a 4xx with a JSON
+/// error, never a 5xx, and the server must still answer a valid request correctly afterwards.
+/// </summary>
+[Collection(ServerCollection.Name)]
+public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper output)
+{
+    private const int Count = 1200;
+
+    private static readonly string[] Paths =
+    [
+        "/v2/models/risk/infer", "/v2/models/risk/versions/1/infer", "/v2/models/id-bytes/infer", "/v2/models/id-fp16/infer",
+        "/v2/models/breast-cancer/infer", "/v2/models/nope/infer", "/v2/models/risk/versions/x/infer", "/v2/models/%2e%2e/infer",
+        "/v2/repository/index", "/v2/repository/models/risk/load", "/v2/repository/models/..%2f..%2fetc/load", "/v2/repository/models/nope/unload",
+        "/v1/registry/models", "/v1/registry/models/hostile/versions", "/v1/registry/models/hostile/aliases/champion", "/v1/registry/models/hostile/rollback",
+        "/api/2.0/mlflow/registered-models/create", "/api/2.0/mlflow/model-versions/create", "/api/2.0/mlflow/registered-models/alias",
+        "/api/2.0/mlflow/model-versions/transition-stage", "/api/2.0/mlflow/registered-models/rename",
+    ];
+
+    [Fact]
+    public async Task A_thousand_hostile_requests_get_4xx_json_errors_and_the_server_still_serves()
+    {
+        var random = new Random(20261127);
+        var statuses = new Dictionary<int, int>();
+        var failures = new List<string>();
+        for (var i = 0; i < Count; i++)
+        {
+            var (method, path, body, headerLength, contentType) = Generate(random);
+            using var request = new HttpRequestMessage(method, path);
+            if (body is not null)
+            {
+                request.Content = new ByteArrayContent(body);
+                request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+                if (headerLength is not null)
+                {
+                    request.Content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", headerLength);
+                }
+            }
+
+            using var response = await server.Client.SendAsync(request);
+            var status = (int)response.StatusCode;
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
+            var text = await response.Content.ReadAsStringAsync();
+            if (status >= 500)
+            {
+                failures.Add($"#{i} {method} {path}: {status} {Cut(text)} [hl={headerLength} ct={contentType} body={Cut(Encoding.UTF8.GetString(body ?? []))}]");
+            }
+            else if (status >= 400 && status != 405 && !IsJsonError(text))
+            {
+                failures.Add($"#{i} {method} {path}: {status} without a JSON error: {Cut(text)}");
+            }
+        }
+
+        output.WriteLine($"{Count} hostile requests: " + string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}: {s.Value}")));
+        failures.ForEach(output.WriteLine);
+        Assert.Empty(failures);
+        Assert.True(statuses.Where(s => s.Key >= 400).Sum(s => s.Value) > Count * 0.9, "most hostile requests must be refused");
+
+        var ones = string.Join(",", Enumerable.Repeat("1", 30));
+        using var valid = await server.PostJsonAsync("/v2/models/risk/infer", $$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{ones}}]}]}""");
+        Assert.Equal(0.5740907, (await ServerFixture.JsonAsync(valid)).GetProperty("outputs")[0].GetProperty("data")[0].GetDouble(), 6);
+    }
+
+    private static (HttpMethod, string, byte[]?, string?, string) Generate(Random random)
+    {
+        var path = Paths[random.Next(Paths.Length)];
+        var method = random.Next(10) switch { 0 => HttpMethod.Put, 1 => HttpMethod.Delete, 2 => HttpMethod.Patch, _ => HttpMethod.Post };
+        var json = ValidLooking(random);
+        byte[] body = random.Next(9) switch
+        {
+            0 => Encoding.UTF8.GetBytes(json[..random.Next(json.Length)]),                    // truncated
+            1 => Mutate(Encoding.UTF8.GetBytes(json), random),                                  // flipped bytes
+            2 => RandomBytes(random, random.Next(1, 4096)),                                    // noise
+            3 => Encoding.UTF8.GetBytes(json.Replace("FP32", Pick(random, "FP33", "fp32", "", "BYTES", "BF16", "INT8"), StringComparison.Ordinal)),
+            4 => Encoding.UTF8.GetBytes(json.Replace("[1,30]", Pick(random, "[-1,30]", "[1,30,1]", "[]", "[99999999999,30]", "[1,\"30\"]", "null"), StringComparison.Ordinal)),
+            5 => Encoding.UTF8.GetBytes(new string('[', random.Next(10, 2000))),              // deep nesting
+            6 => Encoding.UTF8.GetBytes(json.Replace("\"input\"", Pick(random, "\"\"", "null", "1", "\"../x\"", "\"" + new string('a', 5000) + "\""), StringComparison.Ordinal)),
+            7 => Encoding.UTF8.GetBytes("{\"parameters\":{\"binary_data_output\":" + Pick(random, "1", "\"yes\"", "{}", "[]") + ",\"priority\":" + Pick(random, "-1", "\"high\"", "1e99", "99") + ",\"timeout\":" + Pick(random, "-5", "\"x\"", "0") + "}," + json[1..]),
+            _ => Encoding.UTF8.GetBytes("{\"name\":" + Pick(random, "1", "null", "\"\"", "\"" + new string('x', 300) + "\"", "{}") + ",\"version\":" + Pick(random, "\"abc\"", "-1", "0", "1.5", "\"1\"") + ",\"source\":" + Pick(random, "\"/etc/passwd\"", "\"s3://x\"", "7", "\"file:///nonexistent\"") + "}"),
+        };
+        string? headerLength = random.Next(4) == 0 ? Pick(random, "-1", "abc", "999999999", "0", body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), "5") : null;
+        var contentType = random.Next(5) == 0 ? Pick(random, "multipart/form-data; boundary=zz", "text/plain", "application/x-www-form-urlencoded") : "application/json";
+        return (method, path, body, headerLength, contentType);
+    }
+
+    private static string ValidLooking(Random random)
+    {
+        var data = string.Join(",", Enumerable.Range(0, 30).Select(_ => (random.NextDouble() * 10).ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        return $$"""{"id":"h{{random.Next()}}","inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{data}}]}],"outputs":[{"name":"output"}]}""";
+    }
+
+    private static byte[] Mutate(byte[] bytes, Random random)
+    {
+        for (var i = 0; i < 1 + random.Next(5); i++)
+        {
+            bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+        }
+
+        return bytes;
+    }
+
+    private static byte[] RandomBytes(Random random, int length)
+    {
+        var bytes = new byte[length];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+
+    private static string Pick(Random random, params string[] choices) => choices[random.Next(choices.Length)];
+
+    private static bool IsJsonError(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.TryGetProperty("error", out _) || document.RootElement.TryGetProperty("message", out _);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static string Cut(string text) => text.Length > 200 ? text[..200] : text;
+}
