@@ -1,0 +1,254 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace MedServe.Registry.Audit;
+
+/// <summary>What verification found: the chain is whole, or the first record that is not, and how.</summary>
+public sealed record AuditVerdict(bool Intact, long Records, long? FirstBadSequence, string? Problem);
+
+/// <summary>
+/// An append-only, hash-chained audit log in SQLite. Appends are group-committed: one writer loop
+/// takes every waiting record, chains and writes them in one transaction, and only then completes
+/// their tasks, so an answered request's record is durable (synchronous=FULL) before the answer
+/// leaves. Checkpoints sign the chain's head with the server's ECDSA key every N records.
+/// </summary>
+public sealed class AuditLog : IAsyncDisposable
+{
+    private readonly Channel<(AuditEvent Event, TaskCompletionSource Done)> _pending = Channel.CreateUnbounded<(AuditEvent, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly string _connectionString;
+    private readonly System.Security.Cryptography.ECDsa _signer;
+    private readonly int _checkpointEvery;
+    private readonly Task _writer;
+    private long _sequence;
+    private string _head = AuditRecord.Genesis;
+
+    private AuditLog(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
+        _signer = signer;
+        _checkpointEvery = checkpointEvery;
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>Records committed so far (and so batches): for measuring group commit.</summary>
+    public long Commits { get; private set; }
+
+    public static async Task<AuditLog> OpenAsync(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery = 1000)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString()))
+        {
+            await connection.OpenAsync().ConfigureAwait(false);
+            await using var command = connection.CreateCommand();
+            command.CommandText = """
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE IF NOT EXISTS audit_records (
+                    seq BIGINT PRIMARY KEY, time_ms BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, resource TEXT NOT NULL,
+                    outcome TEXT NOT NULL, request_id TEXT NOT NULL, client TEXT NOT NULL, patient TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS audit_checkpoints (seq BIGINT PRIMARY KEY, hash TEXT NOT NULL, signature TEXT NOT NULL);
+                """;
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+
+        var log = new AuditLog(path, signer, checkpointEvery);
+        var last = (await log.ReadAsync(long.MaxValue - 1, 1, descending: true).ConfigureAwait(false)).FirstOrDefault();
+        if (last is not null)
+        {
+            log._sequence = last.Sequence;
+            log._head = last.Hash;
+        }
+
+        return log;
+    }
+
+    /// <summary>Appends an event; completes once it is on disk.</summary>
+    public Task AppendAsync(AuditEvent auditEvent)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_pending.Writer.TryWrite((auditEvent, done)))
+        {
+            done.SetException(new InvalidOperationException("the audit log is closed"));
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>Walks the whole chain: names the first record modified, deleted, inserted or reordered, and checks every checkpoint's signature.</summary>
+    public async Task<AuditVerdict> VerifyAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, time_ms, actor, action, resource, outcome, request_id, client, patient, prev_hash, hash FROM audit_records ORDER BY seq;";
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var previous = AuditRecord.Genesis;
+        long expected = 1;
+        long count = 0;
+        var hashes = new Dictionary<long, string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var record = Read(reader);
+            count++;
+            if (record.Sequence != expected)
+            {
+                return new AuditVerdict(false, count, expected, record.Sequence > expected
+                    ? $"record {expected} is missing (deleted): the next record is {record.Sequence}"
+                    : $"record {record.Sequence} appears out of order or twice");
+            }
+
+            if (AuditRecord.ComputeHash(record.Sequence, record.Event, record.PreviousHash) != record.Hash)
+            {
+                return new AuditVerdict(false, count, record.Sequence, $"record {record.Sequence} was modified: its content does not match its hash");
+            }
+
+            if (record.PreviousHash != previous)
+            {
+                return new AuditVerdict(false, count, record.Sequence, $"record {record.Sequence} does not follow record {record.Sequence - 1}: a record was inserted, removed or reordered before it");
+            }
+
+            hashes[record.Sequence] = record.Hash;
+            previous = record.Hash;
+            expected++;
+        }
+
+        await reader.CloseAsync().ConfigureAwait(false);
+        await using var checkpoints = connection.CreateCommand();
+        checkpoints.CommandText = "SELECT seq, hash, signature FROM audit_checkpoints ORDER BY seq;";
+        await using var rows = await checkpoints.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await rows.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var seq = rows.GetInt64(0);
+            var hash = rows.GetString(1);
+            var signature = Convert.FromBase64String(rows.GetString(2));
+            if (!_signer.VerifyData(System.Text.Encoding.UTF8.GetBytes($"{seq}:{hash}"), signature, System.Security.Cryptography.HashAlgorithmName.SHA256))
+            {
+                return new AuditVerdict(false, count, seq, $"checkpoint at record {seq} has an invalid signature");
+            }
+
+            if (!hashes.TryGetValue(seq, out var actual) || actual != hash)
+            {
+                return new AuditVerdict(false, count, seq, $"the chain no longer matches the signed checkpoint at record {seq}: the log was rewritten");
+            }
+        }
+
+        return new AuditVerdict(true, count, null, null);
+    }
+
+    public async Task<IReadOnlyList<AuditRecord>> ReadAsync(long fromSequence, int limit, bool descending = false)
+    {
+        await using var connection = await OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = descending
+            ? "SELECT seq, time_ms, actor, action, resource, outcome, request_id, client, patient, prev_hash, hash FROM audit_records WHERE seq <= $s ORDER BY seq DESC LIMIT $n;"
+            : "SELECT seq, time_ms, actor, action, resource, outcome, request_id, client, patient, prev_hash, hash FROM audit_records WHERE seq >= $s ORDER BY seq LIMIT $n;";
+        command.Parameters.AddWithValue("$s", fromSequence);
+        command.Parameters.AddWithValue("$n", limit);
+        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+        var records = new List<AuditRecord>();
+        while (await reader.ReadAsync().ConfigureAwait(false))
+        {
+            records.Add(Read(reader));
+        }
+
+        return records;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _pending.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<(AuditEvent Event, TaskCompletionSource Done)>();
+        while (await _pending.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < 10_000 && _pending.Reader.TryRead(out var item))
+            {
+                batch.Add(item);
+            }
+
+            try
+            {
+                await CommitAsync(batch).ConfigureAwait(false);
+                foreach (var (_, done) in batch)
+                {
+                    done.TrySetResult();
+                }
+            }
+            catch (Exception e) when (e is SqliteException or IOException)
+            {
+                // Fail closed: the callers learn their record is not durable.
+                foreach (var (_, done) in batch)
+                {
+                    done.TrySetException(new InvalidOperationException($"the audit record could not be written: {e.Message}", e));
+                }
+            }
+        }
+    }
+
+    private async Task CommitAsync(List<(AuditEvent Event, TaskCompletionSource Done)> batch)
+    {
+        await using var connection = await OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync().ConfigureAwait(false);
+        var sequence = _sequence;
+        var head = _head;
+        await using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO audit_records VALUES ($seq, $t, $actor, $action, $resource, $outcome, $rid, $client, $patient, $prev, $hash);";
+        var p = new[] { "$seq", "$t", "$actor", "$action", "$resource", "$outcome", "$rid", "$client", "$patient", "$prev", "$hash" }.Select(n => insert.Parameters.Add(new SqliteParameter { ParameterName = n })).ToArray();
+        var checkpoints = new List<(long Seq, string Hash)>();
+        foreach (var (e, _) in batch)
+        {
+            sequence++;
+            var hash = AuditRecord.ComputeHash(sequence, e, head);
+            object[] values = [sequence, e.Time.ToUnixTimeMilliseconds(), e.Actor, e.Action, e.Resource, e.Outcome, e.RequestId, e.ClientAddress, e.PatientPseudonym, head, hash];
+            for (var i = 0; i < values.Length; i++)
+            {
+                p[i].Value = values[i];
+            }
+
+            await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
+            if (sequence % _checkpointEvery == 0)
+            {
+                checkpoints.Add((sequence, hash));
+            }
+
+            head = hash;
+        }
+
+        foreach (var (seq, hash) in checkpoints)
+        {
+            await using var checkpoint = connection.CreateCommand();
+            checkpoint.Transaction = transaction;
+            checkpoint.CommandText = "INSERT INTO audit_checkpoints VALUES ($s, $h, $sig);";
+            checkpoint.Parameters.AddWithValue("$s", seq);
+            checkpoint.Parameters.AddWithValue("$h", hash);
+            checkpoint.Parameters.AddWithValue("$sig", Convert.ToBase64String(_signer.SignData(System.Text.Encoding.UTF8.GetBytes($"{seq}:{hash}"), System.Security.Cryptography.HashAlgorithmName.SHA256)));
+            await checkpoint.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync().ConfigureAwait(false);
+        _sequence = sequence;
+        _head = head;
+        Commits++;
+    }
+
+    private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
+        await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    private static AuditRecord Read(SqliteDataReader r) => new(
+        r.GetInt64(0),
+        new AuditEvent(DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(1)), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7), r.GetString(8)),
+        r.GetString(9),
+        r.GetString(10));
+}
