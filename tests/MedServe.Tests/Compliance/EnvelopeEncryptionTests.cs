@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
-using MedServe.Security;
+using MedServe.Compliance.Encryption;
 
-namespace MedServe.Tests.Security;
+namespace MedServe.Tests.Compliance;
 
 public sealed class EnvelopeEncryptionTests
 {

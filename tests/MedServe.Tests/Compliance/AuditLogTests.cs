@@ -1,8 +1,8 @@
 using System.Security.Cryptography;
-using MedServe.Registry.Audit;
+using MedServe.Compliance.Audit;
 using Microsoft.Data.Sqlite;
 
-namespace MedServe.Tests.Audit;
+namespace MedServe.Tests.Compliance;
 
 public sealed class AuditLogTests : IAsyncLifetime
 {

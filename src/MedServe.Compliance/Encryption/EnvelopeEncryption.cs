@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MedServe.Security;
+namespace MedServe.Compliance.Encryption;
 
 /// <summary>
 /// The master keys: 32-byte AES keys by id, one of them current. Read from a file or an

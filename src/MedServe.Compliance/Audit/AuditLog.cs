@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
-namespace MedServe.Registry.Audit;
+namespace MedServe.Compliance.Audit;
 
 /// <summary>What verification found: the chain is whole, or the first record that is not, and how.</summary>
 public sealed record AuditVerdict(bool Intact, long Records, long? FirstBadSequence, string? Problem);

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MedServe.Registry.Audit;
+namespace MedServe.Compliance.Audit;
 
 /// <summary>
 /// One audited event. Never holds patient data: a patient appears only as a pseudonym (an HMAC of
