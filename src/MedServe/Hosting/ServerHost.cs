@@ -38,13 +38,38 @@ public static class ServerHost
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes
                 ?? new HttpFrontendOptions().MaxRequestBodyBytes;
-            kestrel.Listen(ParseHost(server.Host), server.HttpPort);
+            var certificate = server.Tls.Enabled ? LoadCertificate(server.Tls) : null;
+            kestrel.Listen(ParseHost(server.Host), server.HttpPort, listen =>
+            {
+                if (certificate is not null)
+                {
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(certificate);
+                }
+            });
 
-            // gRPC clients (tritonclient.grpc) speak HTTP/2 without TLS: a port of its own.
-            kestrel.Listen(ParseHost(server.Host), server.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+            // gRPC clients (tritonclient.grpc) speak HTTP/2, without TLS unless it is configured: a port of its own.
+            kestrel.Listen(ParseHost(server.Host), server.GrpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                if (certificate is not null)
+                {
+                    listen.UseHttps(certificate);
+                }
+            });
         });
 
         var app = builder.Build();
+        if (server.Tls.Enabled)
+        {
+            // HSTS: browsers and clients that honour it stay on HTTPS for a year.
+            app.Use((context, next) =>
+            {
+                context.Response.Headers.StrictTransportSecurity = "max-age=31536000";
+                return next(context);
+            });
+        }
+
         app.MapOpenInferenceProtocol();
         app.MapGrpcService<InferenceGrpcService>();
         return app;
@@ -84,6 +109,19 @@ public static class ServerHost
             grpc.MaxSendMessageSize = null;
         });
         return services;
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(TlsOptions tls)
+    {
+        try
+        {
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(tls.CertificatePath!, tls.KeyPath);
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(TlsOptions),
+                [$"TLS: cannot load the certificate '{tls.CertificatePath}' with the key '{tls.KeyPath}': {e.Message}"]);
+        }
     }
 
     private static IPAddress ParseHost(string host) => host switch

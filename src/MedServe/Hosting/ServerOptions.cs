@@ -22,7 +22,21 @@ public sealed class ServerOptions
     /// <summary>Write the sample models into the repository when it does not exist yet.</summary>
     public bool ProvisionSamples { get; set; } = true;
 
+    /// <summary>TLS from PEM files; both set turns HTTPS (and gRPC over TLS) on for both ports.</summary>
+    public TlsOptions Tls { get; set; } = new();
+
     public string ResolvedDataDir => Path.GetFullPath(DataDir);
 
     public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>PEM certificate (chain) file.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>PEM private key file.</summary>
+    public string? KeyPath { get; set; }
+
+    public bool Enabled => !string.IsNullOrEmpty(CertificatePath) && !string.IsNullOrEmpty(KeyPath);
 }
