@@ -70,7 +70,7 @@ internal static class InferResponseWriter
 
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentLength = json.Length + binaryLength;
-        if (binaryLength > 0 || HasBinary(binary))
+        if (binary.Contains(true))
         {
             response.ContentType = "application/octet-stream";
             response.Headers[HeaderLengthHeader] = json.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -96,8 +96,6 @@ internal static class InferResponseWriter
 
         return body.FlushAsync().AsTask();
     }
-
-    private static bool HasBinary(ReadOnlySpan<bool> binary) => binary.Contains(true);
 
     private static bool WantsBinary(InferenceRequest request, string output, bool fallback)
     {

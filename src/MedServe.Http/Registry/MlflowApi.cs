@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using MedServe.Http.Codec;
 using MedServe.Http.V2;
 using MedServe.Registry;
 using MedServe.Registry.Artifacts;
@@ -440,22 +441,8 @@ public static class MlflowApi
         return value.Length > 0 ? value : throw new RegistryException(RegistryError.Invalid, $"Missing value for required parameter '{name}'.");
     }
 
-    private static async Task<JsonDocument> Body(HttpContext context)
-    {
-        using var reader = new StreamReader(context.Request.Body);
-        var text = await reader.ReadToEndAsync(context.RequestAborted);
-        try
-        {
-            var document = JsonDocument.Parse(string.IsNullOrWhiteSpace(text) ? "{}" : text);
-            return document.RootElement.ValueKind == JsonValueKind.Object
-                ? document
-                : throw new RegistryException(RegistryError.Invalid, "the request body must be a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new RegistryException(RegistryError.Invalid, $"malformed JSON: {e.Message}");
-        }
-    }
+    private static Task<JsonDocument> Body(HttpContext context) =>
+        JsonBody.ReadObjectAsync(context, message => new RegistryException(RegistryError.Invalid, message));
 
     private static string Required(JsonDocument body, string name) =>
         Optional(body, name) ?? throw new RegistryException(RegistryError.Invalid, $"Missing value for required parameter '{name}'.");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MedServe.Http.Codec;
 using MedServe.Http.V2;
 using MedServe.Registry;
 using MedServe.Registry.Serving;
@@ -302,32 +303,11 @@ public static class RegistryApi
         }
     }
 
-    private static async Task<JsonDocument> ReadJsonAsync(HttpContext context)
-    {
-        using var reader = new StreamReader(context.Request.Body);
-        var text = await reader.ReadToEndAsync(context.RequestAborted);
-        return ParseJson(string.IsNullOrWhiteSpace(text) ? "{}" : text, "the request body");
-    }
+    private static Task<JsonDocument> ReadJsonAsync(HttpContext context) => JsonBody.ReadObjectAsync(context, Invalid);
 
-    private static JsonDocument ParseJson(string text, string what)
-    {
-        try
-        {
-            var document = JsonDocument.Parse(string.IsNullOrWhiteSpace(text) ? "{}" : text);
-            if (document.RootElement.ValueKind == JsonValueKind.Object)
-            {
-                return document;
-            }
+    private static JsonDocument ParseJson(string text, string what) => JsonBody.ParseObject(text, what, Invalid);
 
-            document.Dispose();
-        }
-        catch (JsonException e)
-        {
-            throw new RegistryException(RegistryError.Invalid, $"{what} is not valid JSON: {e.Message}");
-        }
-
-        throw new RegistryException(RegistryError.Invalid, $"{what} must be a JSON object");
-    }
+    private static RegistryException Invalid(string message) => new(RegistryError.Invalid, message);
 
     private static string Required(JsonDocument document, string name) =>
         Optional(document, name) ?? throw new RegistryException(RegistryError.Invalid, $"'{name}' is required");

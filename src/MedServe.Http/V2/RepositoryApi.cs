@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MedServe.Http.Codec;
 using MedServe.Inference;
 using MedServe.Lifecycle;
 using Microsoft.AspNetCore.Builder;
@@ -23,7 +24,7 @@ public static class RepositoryApi
         {
             using var body = await ReadOptionalJsonAsync(context).ConfigureAwait(false);
             var readyOnly = false;
-            if (body is not null && body.RootElement.TryGetProperty("ready", out var ready))
+            if (body.RootElement.TryGetProperty("ready", out var ready))
             {
                 readyOnly = ready.ValueKind switch
                 {
@@ -68,7 +69,7 @@ public static class RepositoryApi
         {
             using var body = await ReadOptionalJsonAsync(context).ConfigureAwait(false);
             string? config = null;
-            if (body is not null && body.RootElement.TryGetProperty("parameters", out var parameters))
+            if (body.RootElement.TryGetProperty("parameters", out var parameters))
             {
                 if (parameters.ValueKind != JsonValueKind.Object)
                 {
@@ -113,30 +114,7 @@ public static class RepositoryApi
         return Task.CompletedTask;
     }
 
-    /// <summary>Parses a small JSON body; an empty body is allowed (tritonclient sends one for the index).</summary>
-    private static async Task<JsonDocument?> ReadOptionalJsonAsync(HttpContext context)
-    {
-        using var reader = new StreamReader(context.Request.Body);
-        var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-
-        try
-        {
-            var document = JsonDocument.Parse(text);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                document.Dispose();
-                throw InferenceException.Invalid("the request body must be a JSON object");
-            }
-
-            return document;
-        }
-        catch (JsonException e)
-        {
-            throw InferenceException.Invalid($"malformed JSON in the request (line {e.LineNumber + 1}): {e.Message}");
-        }
-    }
+    /// <summary>A small JSON body; an empty one counts as {} (tritonclient sends one for the index).</summary>
+    private static Task<JsonDocument> ReadOptionalJsonAsync(HttpContext context) =>
+        JsonBody.ReadObjectAsync(context, InferenceException.Invalid);
 }
