@@ -2,7 +2,9 @@ using Grpc.Core;
 using MedServe.Grpc.Protocol;
 using MedServe.Inference;
 using MedServe.Lifecycle;
+using MedServe.Security;
 using MedServe.Statistics;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 
 namespace MedServe.Grpc;
@@ -14,15 +16,19 @@ namespace MedServe.Grpc;
 /// </summary>
 public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceService.GRPCInferenceServiceBase
 {
+    [AllowAnonymous]
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerLiveResponse { Live = true });
 
+    [AllowAnonymous]
     public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerReadyResponse { Ready = models.IsReady });
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
         Guard(() => new ModelReadyResponse { Ready = models.Find(request.Name, request.Version).IsReady });
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context) =>
         Task.FromResult(new ServerMetadataResponse
         {
@@ -31,6 +37,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
             Extensions = { ServerInfo.Extensions },
         });
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context) =>
         Guard(() =>
         {
@@ -58,9 +65,11 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
             return response;
         });
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<ModelConfigResponse> ModelConfig(ModelConfigRequest request, ServerCallContext context) =>
         Guard(() => new ModelConfigResponse { Config = GrpcConfigMapper.ToMessage(models.Find(request.Name, request.Version).Config) });
 
+    [Authorize(Scopes.Infer)]
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         var inference = new InferenceRequest();
@@ -83,6 +92,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
         }
     }
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<ModelStatisticsResponse> ModelStatistics(ModelStatisticsRequest request, ServerCallContext context) =>
         Guard(() =>
         {
@@ -96,6 +106,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
             return response;
         });
 
+    [Authorize(Scopes.ModelsRead)]
     public override Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context) =>
         Guard(() =>
         {
@@ -114,6 +125,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
             return response;
         });
 
+    [Authorize(Scopes.ModelsWrite)]
     public override async Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context)
     {
         string? config = null;
@@ -140,6 +152,7 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
         }
     }
 
+    [Authorize(Scopes.ModelsWrite)]
     public override async Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context)
     {
         try

@@ -1,5 +1,6 @@
 using MedServe.Http.Registry;
 using MedServe.Http.V2;
+using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -20,7 +21,7 @@ public static class HttpFrontend
         routes.MapMlflowApi();
         routes.MapFallback((HttpContext context) =>
             ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status404NotFound,
-                $"no route for {context.Request.Method} {context.Request.Path}"));
+                $"no route for {context.Request.Method} {context.Request.Path}")).RequireAuthorization(Scopes.AnyCredential);
         return routes;
     }
 }

@@ -6,6 +6,8 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     ServeCommand.Create(),
     TrainCommand.Create(),
     ModelsCommand.Create(),
+    KeysCommand.Create(),
+    AuditCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

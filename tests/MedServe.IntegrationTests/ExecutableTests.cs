@@ -41,6 +41,27 @@ public sealed class ExecutableTests : IDisposable
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
             await WaitReadyAsync(client, process, output);
 
+            // Secure by default: nothing but the health probes without the admin key, which the first start wrote, owner-only.
+            using (var anonymous = await client.PostAsync("/v2/repository/index", null))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+            }
+
+            var keyFile = Path.Combine(_workingDirectory, ".medserve", "admin.key");
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+            }
+
+            var adminKey = File.ReadAllText(keyFile).Trim();
+            lock (output)
+            {
+                Assert.Contains($"created the admin API key (shown once; also in {keyFile}, mode 0600)", output.ToString());
+                Assert.Contains(adminKey, output.ToString());
+            }
+
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
+
             var index = JsonDocument.Parse(await (await client.PostAsync("/v2/repository/index", null)).Content.ReadAsStringAsync()).RootElement;
             Assert.Equal(["breast-cancer", "resnet18", "risk"], index.EnumerateArray().Where(e => e.GetProperty("state").GetString() == "READY").Select(e => e.GetProperty("name").GetString()));
             Assert.True(File.Exists(Path.Combine(_workingDirectory, ".medserve", "models", "breast-cancer", "1", "model.onnx")));
@@ -55,6 +76,25 @@ public sealed class ExecutableTests : IDisposable
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
         }
+    }
+
+    [Theory]
+    [InlineData(new[] { "--host", "0.0.0.0" }, "refusing to listen on 0.0.0.0, which is not a loopback address, because TLS is off")]
+    [InlineData(new[] { "--host", "0.0.0.0", "--no-auth" }, "because TLS is off (set MedServe:Tls:CertificatePath and MedServe:Tls:KeyPath, or MEDSERVE_TLS__CERTIFICATE_PATH and MEDSERVE_TLS__KEY_PATH) and authentication is off")]
+    public async Task A_network_address_without_TLS_and_authentication_is_refused_with_the_fix(string[] options, string message)
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "medserve.dll"), "serve", .. options])
+        {
+            WorkingDirectory = _workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.Equal(2, process.ExitCode);
+        Assert.Contains(message, error);
+        Assert.DoesNotContain("   at ", error); // a message, not a stack trace
     }
 
     private static async Task WaitReadyAsync(HttpClient client, Process process, System.Text.StringBuilder output)

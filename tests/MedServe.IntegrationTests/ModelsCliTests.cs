@@ -28,15 +28,15 @@ public sealed class ModelsCliTests(ServerFixture server) : IDisposable
         }
 
         var url = server.Client.BaseAddress!.ToString().TrimEnd('/');
-        Assert.Equal(0, await Run("models", "import", _folder, "--server", url));
-        Assert.Equal(0, await Run("models", "promote", "cli-risk", "1", "--reason", "first", "--server", url));
-        Assert.Equal(0, await Run("models", "promote", "cli-risk", "2", "--reason", "second", "--server", url));
-        Assert.Equal(0, await Run("models", "rollback", "cli-risk", "--reason", "bad night", "--server", url));
+        Assert.Equal(0, await Run("models", "import", _folder, "--server", url, "--api-key", server.AdminKey));
+        Assert.Equal(0, await Run("models", "promote", "cli-risk", "1", "--reason", "first", "--server", url, "--api-key", server.AdminKey));
+        Assert.Equal(0, await Run("models", "promote", "cli-risk", "2", "--reason", "second", "--server", url, "--api-key", server.AdminKey));
+        Assert.Equal(0, await Run("models", "rollback", "cli-risk", "--reason", "bad night", "--server", url, "--api-key", server.AdminKey));
 
         var model = await ServerFixture.JsonAsync(await server.Client.GetAsync("/v1/registry/models/cli-risk"));
         Assert.Equal(["1.0.0", "2.0.0"], model.GetProperty("versions").EnumerateArray().Select(v => v.GetProperty("semantic_version").GetString()));
         Assert.Equal(1, model.GetProperty("serving").GetProperty("serving").GetInt64());
-        Assert.NotEqual(0, await Run("models", "rollback", "no-such-model", "--reason", "x", "--server", url));
+        Assert.NotEqual(0, await Run("models", "rollback", "no-such-model", "--reason", "x", "--server", url, "--api-key", server.AdminKey));
     }
 
     [Fact]
@@ -55,14 +55,14 @@ public sealed class ModelsCliTests(ServerFixture server) : IDisposable
         }
 
         var url = server.Client.BaseAddress!.ToString().TrimEnd('/');
-        Assert.Equal(0, await Run("models", "pull", "mlflow-src", "1", "--mlflow", url, "--as", "pulled-risk", "--server", url));
+        Assert.Equal(0, await Run("models", "pull", "mlflow-src", "1", "--mlflow", url, "--as", "pulled-risk", "--mlflow-token", server.AdminKey, "--server", url, "--api-key", server.AdminKey));
 
         var model = await ServerFixture.JsonAsync(await server.Client.GetAsync("/v1/registry/models/pulled-risk"));
         var pulled = model.GetProperty("versions").EnumerateArray().Single();
         Assert.Equal("1.0.0", pulled.GetProperty("semantic_version").GetString());
         Assert.Equal("run-7", pulled.GetProperty("lineage").GetProperty("mlflow_run_id").GetString());
         Assert.Equal("input", pulled.GetProperty("signature").GetProperty("inputs")[0].GetProperty("name").GetString());
-        Assert.NotEqual(0, await Run("models", "pull", "mlflow-src", "9", "--mlflow", url, "--server", url));
+        Assert.NotEqual(0, await Run("models", "pull", "mlflow-src", "9", "--mlflow", url, "--mlflow-token", server.AdminKey, "--server", url, "--api-key", server.AdminKey));
     }
 
     private static Task<int> Run(params string[] args) => new RootCommand { ModelsCommand.Create() }.Parse(args).InvokeAsync();

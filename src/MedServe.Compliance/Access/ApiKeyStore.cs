@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using MedServe.Security;
 using Microsoft.Data.Sqlite;
 
 namespace MedServe.Compliance.Access;
 
 /// <summary>What an API key may do; the secret itself is never stored.</summary>
-public sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+/// <param name="RequestsPerSecond">This key's rate limit; null takes the server's default.</param>
+public sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, int? RequestsPerSecond = null);
 
 /// <summary>A key as handed out once: <c>ms_&lt;id&gt;_&lt;secret&gt;</c>.</summary>
 public sealed record CreatedApiKey(ApiKeyInfo Info, string Key);
@@ -14,11 +16,15 @@ public sealed record CreatedApiKey(ApiKeyInfo Info, string Key);
 /// <summary>
 /// API keys: 256-bit random secrets shown once; only a salted SHA-256 is stored (a slow hash adds
 /// nothing for secrets this long). Keys can be listed without secrets, expired and revoked.
+/// A key that authenticated is remembered for a few seconds so the hot path does not query SQLite
+/// on every request; revoking or expiring a key through this store forgets it at once.
 /// </summary>
 public sealed class ApiKeyStore
 {
-    public static readonly string[] KnownScopes = ["infer", "models:read", "models:write", "audit:read", "admin"];
+    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
+    private const int CacheLimit = 10_000;
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (ApiKeyInfo Info, DateTimeOffset CheckedAt)> _recent = new(StringComparer.Ordinal);
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
@@ -35,25 +41,35 @@ public sealed class ApiKeyStore
         await store.ExecuteAsync("""
             CREATE TABLE IF NOT EXISTS api_keys (
                 id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL,
-                created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT);
+                created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT, requests_per_second INTEGER);
             """).ConfigureAwait(false);
         return store;
     }
 
     /// <summary>Creates a key; scopes are checked (<c>infer:&lt;model&gt;</c> limits inference to one model).</summary>
-    public async Task<CreatedApiKey> CreateAsync(string name, IReadOnlyList<string> scopes, TimeSpan? lifetime = null)
+    public async Task<CreatedApiKey> CreateAsync(string name, IReadOnlyList<string> scopes, TimeSpan? lifetime = null, int? requestsPerSecond = null)
     {
         foreach (var scope in scopes)
         {
-            if (!KnownScopes.Contains(scope) && !(scope.StartsWith("infer:", StringComparison.Ordinal) && scope.Length > 6))
+            if (!Scopes.IsValid(scope))
             {
-                throw new ArgumentException($"unknown scope '{scope}'; scopes are {string.Join(", ", KnownScopes)} or infer:<model>");
+                throw new ArgumentException($"unknown scope '{scope}'; scopes are {string.Join(", ", Scopes.All)} or infer:<model>");
             }
         }
 
-        if (string.IsNullOrWhiteSpace(name))
+        if (scopes.Count == 0)
         {
-            throw new ArgumentException("a key needs a name");
+            throw new ArgumentException("a key needs at least one scope");
+        }
+
+        if (string.IsNullOrWhiteSpace(name) || name.Any(char.IsControl))
+        {
+            throw new ArgumentException("a key needs a name without control characters");
+        }
+
+        if (requestsPerSecond is <= 0)
+        {
+            throw new ArgumentException("a key's rate limit must be a positive number of requests per second");
         }
 
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
@@ -63,20 +79,44 @@ public sealed class ApiKeyStore
         var expires = lifetime is { } l ? now + l : (DateTimeOffset?)null;
         try
         {
-            await ExecuteAsync("INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, expires_at) VALUES ($id, $n, $s, $salt, $h, $c, $e);",
+            await ExecuteAsync("INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, expires_at, requests_per_second) VALUES ($id, $n, $s, $salt, $h, $c, $e, $r);",
                 ("$id", id), ("$n", name), ("$s", string.Join(' ', scopes)), ("$salt", Convert.ToBase64String(salt)), ("$h", Hash(salt, secret)),
-                ("$c", now.ToUnixTimeMilliseconds()), ("$e", expires?.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+                ("$c", now.ToUnixTimeMilliseconds()), ("$e", expires?.ToUnixTimeMilliseconds()), ("$r", requestsPerSecond)).ConfigureAwait(false);
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
             throw new ArgumentException($"a key named '{name}' already exists");
         }
 
-        return new CreatedApiKey(new ApiKeyInfo(id, name, scopes, now, expires, null), $"ms_{id}_{secret}");
+        return new CreatedApiKey(new ApiKeyInfo(id, name, scopes, now, expires, null, requestsPerSecond), $"ms_{id}_{secret}");
     }
 
     /// <summary>The key's identity when it is genuine, unexpired and unrevoked; null otherwise.</summary>
-    public async Task<ApiKeyInfo?> AuthenticateAsync(string presented)
+    public async ValueTask<ApiKeyInfo?> AuthenticateAsync(string presented)
+    {
+        var now = _time.GetUtcNow();
+        if (_recent.TryGetValue(presented, out var seen) && now - seen.CheckedAt < CacheFor)
+        {
+            return seen.Info.ExpiresAt is null || seen.Info.ExpiresAt > now ? seen.Info : null;
+        }
+
+        var info = await LookUpAsync(presented, now).ConfigureAwait(false);
+        if (info is null)
+        {
+            _recent.TryRemove(presented, out _);
+            return null;
+        }
+
+        if (_recent.Count >= CacheLimit)
+        {
+            _recent.Clear();
+        }
+
+        _recent[presented] = (info, now);
+        return info;
+    }
+
+    private async Task<ApiKeyInfo?> LookUpAsync(string presented, DateTimeOffset now)
     {
         var parts = presented.Split('_', 3);
         if (parts.Length != 3 || parts[0] != "ms")
@@ -84,7 +124,7 @@ public sealed class ApiKeyStore
             return null;
         }
 
-        var rows = await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash FROM api_keys WHERE id = $id;", ("$id", parts[1])).ConfigureAwait(false);
+        var rows = await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys WHERE id = $id;", ("$id", parts[1])).ConfigureAwait(false);
         if (rows.Count == 0)
         {
             return null;
@@ -92,12 +132,11 @@ public sealed class ApiKeyStore
 
         var (info, salt, hash) = rows[0];
         var genuine = CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Hash(Convert.FromBase64String(salt), parts[2])), Encoding.ASCII.GetBytes(hash));
-        var now = _time.GetUtcNow();
         return genuine && info.RevokedAt is null && (info.ExpiresAt is null || info.ExpiresAt > now) ? info : null;
     }
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync() =>
-        (await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash FROM api_keys ORDER BY created_at, rowid;").ConfigureAwait(false)).Select(r => r.Info).ToList();
+        (await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys ORDER BY created_at, rowid;").ConfigureAwait(false)).Select(r => r.Info).ToList();
 
     public Task RevokeAsync(string name) =>
         UpdateAsync("UPDATE api_keys SET revoked_at = $t WHERE name = $n AND revoked_at IS NULL;", name);
@@ -111,6 +150,9 @@ public sealed class ApiKeyStore
         {
             throw new ArgumentException($"no active key named '{name}'");
         }
+
+        // Forget every remembered key: the next request re-reads the store.
+        _recent.Clear();
     }
 
     private static string Hash(byte[] salt, string secret) =>
@@ -147,7 +189,7 @@ public sealed class ApiKeyStore
         {
             DateTimeOffset? Ms(int i) => reader.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(i));
             rows.Add((new ApiKeyInfo(reader.GetString(0), reader.GetString(1), reader.GetString(2).Split(' ', StringSplitOptions.RemoveEmptyEntries),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), Ms(4), Ms(5)), reader.GetString(6), reader.GetString(7)));
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), Ms(4), Ms(5), reader.IsDBNull(8) ? null : reader.GetInt32(8)), reader.GetString(6), reader.GetString(7)));
         }
 
         return rows;

@@ -153,6 +153,31 @@ public sealed class AuditLog : IAsyncDisposable
         return records;
     }
 
+    /// <summary>The records whose time lies in [<paramref name="from"/>, <paramref name="to"/>), in chain order.</summary>
+    public async Task<IReadOnlyList<AuditRecord>> ReadRangeAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
+    {
+        // Times are stored as whole milliseconds, so "time >= t" and "time < t" both hold exactly when time_ms >= ceiling(t in ms).
+        static long CeilingMilliseconds(DateTimeOffset t)
+        {
+            var ms = t.ToUnixTimeMilliseconds();
+            return t > DateTimeOffset.FromUnixTimeMilliseconds(ms) ? ms + 1 : ms;
+        }
+
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, time_ms, actor, action, resource, outcome, request_id, client, patient, prev_hash, hash FROM audit_records WHERE time_ms >= $from AND time_ms < $to ORDER BY seq;";
+        command.Parameters.AddWithValue("$from", CeilingMilliseconds(from));
+        command.Parameters.AddWithValue("$to", CeilingMilliseconds(to));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var records = new List<AuditRecord>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            records.Add(Read(reader));
+        }
+
+        return records;
+    }
+
     public async ValueTask DisposeAsync()
     {
         _pending.Writer.TryComplete();

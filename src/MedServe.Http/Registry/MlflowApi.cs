@@ -10,6 +10,7 @@ using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.Registry;
 
@@ -26,27 +27,27 @@ public static class MlflowApi
     public static IEndpointRouteBuilder MapMlflowApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup(Prefix);
-        group.MapPost("/registered-models/create", CreateModel);
-        group.MapGet("/registered-models/get", GetModel);
-        group.MapGet("/registered-models/search", SearchModels);
-        group.MapPost("/registered-models/set-tag", SetModelTag);
-        group.MapMethods("/registered-models/get-latest-versions", ["GET", "POST"], LatestVersions);
-        group.MapPost("/registered-models/alias", SetAlias);
-        group.MapDelete("/registered-models/alias", DeleteAlias);
-        group.MapGet("/registered-models/alias", GetByAlias);
-        group.MapPost("/model-versions/create", CreateVersion);
-        group.MapGet("/model-versions/get", GetVersion);
-        group.MapGet("/model-versions/search", SearchVersions);
-        group.MapPost("/model-versions/set-tag", SetVersionTag);
-        group.MapGet("/model-versions/get-download-uri", DownloadUri);
-        group.MapPatch("/registered-models/update", UpdateModel);
-        group.MapPost("/registered-models/rename", RenameModel);
-        group.MapDelete("/registered-models/delete", DeleteModel);
-        group.MapDelete("/registered-models/delete-tag", DeleteModelTag);
-        group.MapPatch("/model-versions/update", UpdateVersion);
-        group.MapDelete("/model-versions/delete", DeleteVersion);
-        group.MapPost("/model-versions/transition-stage", TransitionStage);
-        group.MapDelete("/model-versions/delete-tag", DeleteVersionTag);
+        group.MapPost("/registered-models/create", CreateModel).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/registered-models/get", GetModel).RequireAuthorization(Scopes.ModelsRead);
+        group.MapGet("/registered-models/search", SearchModels).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/registered-models/set-tag", SetModelTag).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapMethods("/registered-models/get-latest-versions", ["GET", "POST"], LatestVersions).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/registered-models/alias", SetAlias).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/registered-models/alias", DeleteAlias).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/registered-models/alias", GetByAlias).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/model-versions/create", CreateVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/model-versions/get", GetVersion).RequireAuthorization(Scopes.ModelsRead);
+        group.MapGet("/model-versions/search", SearchVersions).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/model-versions/set-tag", SetVersionTag).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/model-versions/get-download-uri", DownloadUri).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPatch("/registered-models/update", UpdateModel).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPost("/registered-models/rename", RenameModel).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/registered-models/delete", DeleteModel).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/registered-models/delete-tag", DeleteModelTag).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPatch("/model-versions/update", UpdateVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/model-versions/delete", DeleteVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPost("/model-versions/transition-stage", TransitionStage).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/model-versions/delete-tag", DeleteVersionTag).RequireAuthorization(Scopes.ModelsWrite);
         return routes;
     }
 

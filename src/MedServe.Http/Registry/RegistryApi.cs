@@ -7,6 +7,7 @@ using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.Registry;
 
@@ -26,19 +27,19 @@ public static class RegistryApi
         {
             context.Response.ContentType = "application/json";
             return context.Response.SendFileAsync(Path.Combine(AppContext.BaseDirectory, "openapi", "registry.json"));
-        });
-        group.MapPost("/models", CreateModel);
-        group.MapGet("/models", ListModels);
-        group.MapGet("/models/{model}", GetModel);
-        group.MapPost("/models/{model}/versions", RegisterVersion);
-        group.MapGet("/models/{model}/versions/{version:long}", GetVersion);
-        group.MapDelete("/models/{model}/versions/{version:long}", DeleteVersion);
-        group.MapPut("/models/{model}/tags/{key}", (HttpContext c, IRegistryStore s, string model, string key) => SetTag(c, s, model, null, key));
-        group.MapPut("/models/{model}/versions/{version:long}/tags/{key}", (HttpContext c, IRegistryStore s, string model, long version, string key) => SetTag(c, s, model, version, key));
-        group.MapPut("/models/{model}/aliases/{alias}", SetAlias);
-        group.MapDelete("/models/{model}/aliases/{alias}", DeleteAlias);
-        group.MapGet("/models/{model}/aliases/history", AliasHistory);
-        group.MapPost("/models/{model}/rollback", Rollback);
+        }).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/models", CreateModel).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/models", ListModels).RequireAuthorization(Scopes.ModelsRead);
+        group.MapGet("/models/{model}", GetModel).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/models/{model}/versions", RegisterVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/models/{model}/versions/{version:long}", GetVersion).RequireAuthorization(Scopes.ModelsRead);
+        group.MapDelete("/models/{model}/versions/{version:long}", DeleteVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPut("/models/{model}/tags/{key}", (HttpContext c, IRegistryStore s, string model, string key) => SetTag(c, s, model, null, key)).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPut("/models/{model}/versions/{version:long}/tags/{key}", (HttpContext c, IRegistryStore s, string model, long version, string key) => SetTag(c, s, model, version, key)).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPut("/models/{model}/aliases/{alias}", SetAlias).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapDelete("/models/{model}/aliases/{alias}", DeleteAlias).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/models/{model}/aliases/history", AliasHistory).RequireAuthorization(Scopes.ModelsRead);
+        group.MapPost("/models/{model}/rollback", Rollback).RequireAuthorization(Scopes.ModelsWrite);
         return routes;
     }
 

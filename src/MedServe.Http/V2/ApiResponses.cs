@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http;
 namespace MedServe.Http.V2;
 
 /// <summary>Writes protocol JSON bodies and <c>{"error": "..."}</c> errors with the right status.</summary>
-internal static class ApiResponses
+public static class ApiResponses
 {
     /// <summary>Messages keep quotes and non-ASCII names readable; HTML-safe escaping is pointless in an API.</summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };

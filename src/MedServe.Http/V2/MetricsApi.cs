@@ -5,6 +5,7 @@ using MedServe.Statistics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.V2;
 
@@ -37,7 +38,7 @@ public static class MetricsApi
         {
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             return context.Response.WriteAsync(Render(models.ReadyVersions()));
-        });
+        }).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }
 

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
+using MedServe.Security;
 
 namespace MedServe.Http.V2;
 
@@ -22,10 +23,10 @@ public static class ModelApi
     {
         foreach (var prefix in new[] { "/v2/models/{model}", "/v2/models/{model}/versions/{version}" })
         {
-            routes.MapGet(prefix, Metadata);
-            routes.MapGet(prefix + "/ready", Ready);
-            routes.MapGet(prefix + "/config", Config);
-            routes.MapPost(prefix + "/infer", Infer);
+            routes.MapGet(prefix, Metadata).RequireAuthorization(Scopes.ModelsRead);
+            routes.MapGet(prefix + "/ready", Ready).RequireAuthorization(Scopes.ModelsRead);
+            routes.MapGet(prefix + "/config", Config).RequireAuthorization(Scopes.ModelsRead);
+            routes.MapPost(prefix + "/infer", Infer).RequireAuthorization(Scopes.Infer);
         }
 
         return routes;
@@ -97,7 +98,18 @@ public static class ModelApi
             }
 
             InferRequestReader.Read(body.AsMemory(0, length), headerLength, request);
+            var audit = context.Features.Get<AuditDetails>();
+            if (audit is not null && request.Parameters?.TryGetValue(AuditDetails.PatientParameter, out var patient) == true)
+            {
+                audit.PatientId = patient.Text;
+            }
+
             using var result = await models.InferAsync(model, version, request, context.RequestAborted).ConfigureAwait(false);
+            if (audit is not null)
+            {
+                audit.Resource = string.Create(CultureInfo.InvariantCulture, $"{model}/{result.ModelVersion}");
+            }
+
             await InferResponseWriter.WriteAsync(context.Response, model, request, result).ConfigureAwait(false);
         }
         catch (InferenceException e)

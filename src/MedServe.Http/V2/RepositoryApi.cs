@@ -5,6 +5,7 @@ using MedServe.Lifecycle;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.V2;
 
@@ -13,9 +14,9 @@ public static class RepositoryApi
 {
     public static IEndpointRouteBuilder MapRepositoryApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/v2/repository/index", Index);
-        routes.MapPost("/v2/repository/models/{model}/load", Load);
-        routes.MapPost("/v2/repository/models/{model}/unload", Unload);
+        routes.MapPost("/v2/repository/index", Index).RequireAuthorization(Scopes.ModelsWrite);
+        routes.MapPost("/v2/repository/models/{model}/load", Load).RequireAuthorization(Scopes.ModelsWrite);
+        routes.MapPost("/v2/repository/models/{model}/unload", Unload).RequireAuthorization(Scopes.ModelsWrite);
         return routes;
     }
 

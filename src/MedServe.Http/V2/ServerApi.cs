@@ -2,6 +2,7 @@ using MedServe.Lifecycle;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.V2;
 
@@ -10,9 +11,9 @@ public static class ServerApi
 {
     public static IEndpointRouteBuilder MapServerApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/v2/health/live", Live);
-        routes.MapGet("/v2/health/ready", Ready);
-        routes.MapGet("/v2", Metadata);
+        routes.MapGet("/v2/health/live", Live).AllowAnonymous();
+        routes.MapGet("/v2/health/ready", Ready).AllowAnonymous();
+        routes.MapGet("/v2", Metadata).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }
 

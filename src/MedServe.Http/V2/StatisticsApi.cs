@@ -6,6 +6,7 @@ using MedServe.Statistics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using MedServe.Security;
 
 namespace MedServe.Http.V2;
 
@@ -15,11 +16,11 @@ public static class StatisticsApi
     public static IEndpointRouteBuilder MapStatisticsApi(this IEndpointRouteBuilder routes)
     {
         routes.MapGet("/v2/models/stats", (HttpContext context, ModelManager models) =>
-            Write(context, models.StatisticsScope(null, null)));
+            Write(context, models.StatisticsScope(null, null))).RequireAuthorization(Scopes.ModelsRead);
         routes.MapGet("/v2/models/{model}/stats", (HttpContext context, ModelManager models, string model) =>
-            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, null))));
+            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, null)))).RequireAuthorization(Scopes.ModelsRead);
         routes.MapGet("/v2/models/{model}/versions/{version}/stats", (HttpContext context, ModelManager models, string model, string version) =>
-            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, version))));
+            ModelApi.Guard(context, () => Write(context, models.StatisticsScope(model, version)))).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }
 

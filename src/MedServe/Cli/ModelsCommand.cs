@@ -14,8 +14,9 @@ internal static class ModelsCommand
 {
     public static Command Create()
     {
-        var server = new Option<string>("--server") { Description = "The MedServe server", DefaultValueFactory = _ => "http://127.0.0.1:8000", Recursive = true };
-        var command = new Command("models", "Manage registered models on a running server") { server };
+        var server = new ServerConnection();
+        var command = new Command("models", "Manage registered models on a running server");
+        server.AddTo(command);
         command.Add(List(server));
         command.Add(Import(server));
         command.Add(Promote(server));
@@ -28,36 +29,43 @@ internal static class ModelsCommand
     /// Copies a model version out of an MLflow registry (MedServe's own MLflow API included) into this
     /// server's registry: the version's download URI (file://, http(s)://) gives the ONNX file.
     /// </summary>
-    private static Command Pull(Option<string> server)
+    private static Command Pull(ServerConnection server)
     {
         var mlflow = new Option<string>("--mlflow") { Description = "The MLflow tracking server URL", Required = true };
         var name = new Argument<string>("name") { Description = "The registered model in MLflow" };
         var version = new Argument<string>("version") { Description = "Its MLflow version" };
         var target = new Option<string>("--as") { Description = "The model name here (default: the same)" };
-        var command = new Command("pull", "Copy a registered ONNX model version from an MLflow server") { mlflow, name, version, target };
+        var token = new Option<string>("--mlflow-token") { Description = "Bearer token for the MLflow server (default: $MLFLOW_TRACKING_TOKEN)" };
+        var command = new Command("pull", "Copy a registered ONNX model version from an MLflow server") { mlflow, name, version, target, token };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var source = Client(parse.GetValue(mlflow)!);
+            using var source = new HttpClient { BaseAddress = new Uri(parse.GetValue(mlflow)!) };
+            if ((parse.GetValue(token) ?? Environment.GetEnvironmentVariable("MLFLOW_TRACKING_TOKEN")) is { Length: > 0 } bearer)
+            {
+                // MLflow's client sends MLFLOW_TRACKING_TOKEN the same way.
+                source.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+            }
+
             var model = parse.GetValue(name)!;
             var number = parse.GetValue(version)!;
             var query = $"name={Uri.EscapeDataString(model)}&version={Uri.EscapeDataString(number)}";
             using var described = await source.GetAsync($"/api/2.0/mlflow/model-versions/get?{query}", cancellationToken);
-            var mlflowVersion = (await Read(described, cancellationToken)).GetProperty("model_version");
+            var mlflowVersion = (await ServerConnection.Read(described, cancellationToken)).GetProperty("model_version");
             using var located = await source.GetAsync($"/api/2.0/mlflow/model-versions/get-download-uri?{query}", cancellationToken);
-            var uri = new Uri((await Read(located, cancellationToken)).GetProperty("artifact_uri").GetString()!);
+            var uri = new Uri((await ServerConnection.Read(located, cancellationToken)).GetProperty("artifact_uri").GetString()!);
             var bytes = uri.IsFile
                 ? await File.ReadAllBytesAsync(uri.LocalPath, cancellationToken)
                 : uri.Scheme is "http" or "https"
                     ? await source.GetByteArrayAsync(uri, cancellationToken)
                     : throw new InvalidOperationException($"cannot download '{uri}': only file:// and http(s):// artifact URIs are supported");
 
-            using var client = Client(parse.GetValue(server)!);
+            using var client = server.Open(parse);
             var here = parse.GetValue(target) ?? model;
-            using (var created = await client.PostAsync("/v1/registry/models", Json(new { name = here, description = $"pulled from MLflow {parse.GetValue(mlflow)}" }), cancellationToken))
+            using (var created = await client.PostAsync("/v1/registry/models", ServerConnection.Json(new { name = here, description = $"pulled from MLflow {parse.GetValue(mlflow)}" }), cancellationToken))
             {
                 if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
                 {
-                    await Read(created, cancellationToken);
+                    await ServerConnection.Read(created, cancellationToken);
                 }
             }
 
@@ -72,21 +80,21 @@ internal static class ModelsCommand
                 lineage = new { mlflow_model = model, mlflow_version = number, mlflow_run_id = mlflowVersion.TryGetProperty("run_id", out var run) ? run.GetString() : "" },
             })), "metadata");
             using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(here)}/versions", form, cancellationToken);
-            var registered = await Read(response, cancellationToken);
+            var registered = await ServerConnection.Read(response, cancellationToken);
             Console.WriteLine($"{model} {number} from MLflow -> {here} version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("semantic_version").GetString()})");
             return 0;
         });
         return command;
     }
 
-    private static Command List(Option<string> server)
+    private static Command List(ServerConnection server)
     {
         var command = new Command("list", "List registered models");
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var client = Client(parse.GetValue(server)!);
+            using var client = server.Open(parse);
             using var response = await client.GetAsync("/v1/registry/models", cancellationToken);
-            var json = await Read(response, cancellationToken);
+            var json = await ServerConnection.Read(response, cancellationToken);
             foreach (var model in json.GetProperty("models").EnumerateArray())
             {
                 Console.WriteLine($"{model.GetProperty("name").GetString(),-24} {model.GetProperty("description").GetString()}");
@@ -98,22 +106,22 @@ internal static class ModelsCommand
     }
 
     /// <summary>Registers the models of a Triton-style folder: integer version N becomes N.0.0.</summary>
-    private static Command Import(Option<string> server)
+    private static Command Import(ServerConnection server)
     {
         var folder = new Argument<string>("folder") { Description = "A model repository (<model>/<version>/model.onnx)" };
         var command = new Command("import", "Register the models of a Triton-style repository folder") { folder };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var client = Client(parse.GetValue(server)!);
+            using var client = server.Open(parse);
             var root = parse.GetValue(folder)!;
             foreach (var name in RepositoryScanner.ListModels(root))
             {
                 var source = RepositoryScanner.ReadModel(root, name);
-                using (var created = await client.PostAsync("/v1/registry/models", Json(new { name, description = $"imported from {Path.GetFullPath(root)}" }), cancellationToken))
+                using (var created = await client.PostAsync("/v1/registry/models", ServerConnection.Json(new { name, description = $"imported from {Path.GetFullPath(root)}" }), cancellationToken))
                 {
                     if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
                     {
-                        await Read(created, cancellationToken);
+                        await ServerConnection.Read(created, cancellationToken);
                     }
                 }
 
@@ -131,7 +139,7 @@ internal static class ModelsCommand
                         registered_by = Environment.UserName,
                     })), "metadata");
                     using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(name)}/versions", form, cancellationToken);
-                    var registered = await Read(response, cancellationToken);
+                    var registered = await ServerConnection.Read(response, cancellationToken);
                     Console.WriteLine($"{name} {version}.0.0 -> version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("artifact").GetString()})");
                 }
             }
@@ -141,7 +149,7 @@ internal static class ModelsCommand
         return command;
     }
 
-    private static Command Promote(Option<string> server)
+    private static Command Promote(ServerConnection server)
     {
         var model = new Argument<string>("model");
         var version = new Argument<long>("version") { Description = "The integer version" };
@@ -150,27 +158,27 @@ internal static class ModelsCommand
         var command = new Command("promote", "Point an alias at a version (for champion: a hot swap)") { model, version, alias, reason };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var client = Client(parse.GetValue(server)!);
+            using var client = server.Open(parse);
             using var response = await client.PutAsync(
                 $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/aliases/{Uri.EscapeDataString(parse.GetValue(alias)!)}",
-                Json(new { version = parse.GetValue(version), reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
-            return PrintStatus(await Read(response, cancellationToken));
+                ServerConnection.Json(new { version = parse.GetValue(version), reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
+            return PrintStatus(await ServerConnection.Read(response, cancellationToken));
         });
         return command;
     }
 
-    private static Command Rollback(Option<string> server)
+    private static Command Rollback(ServerConnection server)
     {
         var model = new Argument<string>("model");
         var reason = new Option<string>("--reason") { Description = "Why (recorded in the alias history)", Required = true };
         var command = new Command("rollback", "Point the serving alias back at its previous version") { model, reason };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            using var client = Client(parse.GetValue(server)!);
+            using var client = server.Open(parse);
             using var response = await client.PostAsync(
                 $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/rollback",
-                Json(new { reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
-            return PrintStatus(await Read(response, cancellationToken));
+                ServerConnection.Json(new { reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
+            return PrintStatus(await ServerConnection.Read(response, cancellationToken));
         });
         return command;
     }
@@ -181,31 +189,5 @@ internal static class ModelsCommand
         Console.WriteLine($"intended {serving.GetProperty("intended")}, serving {serving.GetProperty("serving")}"
             + (serving.TryGetProperty("reason", out var reason) ? $": {reason.GetString()}" : ""));
         return serving.GetProperty("converged").GetBoolean() ? 0 : 1;
-    }
-
-    private static HttpClient Client(string server) => new() { BaseAddress = new Uri(server) };
-
-    private static StringContent Json(object value) => new(JsonSerializer.Serialize(value), System.Text.Encoding.UTF8, "application/json");
-
-    /// <summary>The JSON body of a success; the server's error message, as an exception, otherwise.</summary>
-    private static async Task<JsonElement> Read(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        if (!response.IsSuccessStatusCode)
-        {
-            var message = text;
-            try
-            {
-                message = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString() ?? text;
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException)
-            {
-                // Not our error format: show the body as it came.
-            }
-
-            throw new InvalidOperationException($"{(int)response.StatusCode}: {message}");
-        }
-
-        return JsonDocument.Parse(text).RootElement.Clone();
     }
 }

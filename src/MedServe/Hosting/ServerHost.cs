@@ -9,7 +9,11 @@ using MedServe.Registry.Store;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using MedServe.Http;
 using MedServe.Lifecycle;
+using MedServe.Compliance.Access;
+using MedServe.Http.Admin;
+using MedServe.Logging;
 using MedServe.Onnx;
+using MedServe.Security;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -19,7 +23,8 @@ namespace MedServe.Hosting;
 public static class ServerHost
 {
     /// <param name="overrides">Settings from the command line (or a test), above appsettings.json and MEDSERVE_* variables.</param>
-    public static WebApplication Build(IDictionary<string, string?> overrides)
+    /// <param name="configure">A test's last word on the builder (extra log sinks); redaction still applies to them.</param>
+    public static WebApplication Build(IDictionary<string, string?> overrides, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -31,15 +36,22 @@ public static class ServerHost
 
         var section = builder.Configuration.GetSection(ServerOptions.Section);
         var server = section.Get<ServerOptions>() ?? new ServerOptions();
+        var address = ParseHost(server.Host);
+        SecurityServices.RefuseUnsafeBinding(server, address);
         builder.Services.AddMedServe(section, server);
+        builder.Services.AddMedServeSecurity(server);
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+
+            // Hard backstops well above the limits the header middleware answers with a JSON error.
+            kestrel.Limits.MaxRequestHeaderCount = Math.Max(100, 4 * server.Limits.MaxRequestHeaderCount);
+            kestrel.Limits.MaxRequestHeadersTotalSize = Math.Max(32 * 1024, 4 * server.Limits.MaxRequestHeadersBytes);
             kestrel.Limits.MaxRequestBodySize = section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes
                 ?? new HttpFrontendOptions().MaxRequestBodyBytes;
             var certificate = server.Tls.Enabled ? LoadCertificate(server.Tls) : null;
-            kestrel.Listen(ParseHost(server.Host), server.HttpPort, listen =>
+            kestrel.Listen(address, server.HttpPort, listen =>
             {
                 if (certificate is not null)
                 {
@@ -49,7 +61,7 @@ public static class ServerHost
             });
 
             // gRPC clients (tritonclient.grpc) speak HTTP/2, without TLS unless it is configured: a port of its own.
-            kestrel.Listen(ParseHost(server.Host), server.GrpcPort, listen =>
+            kestrel.Listen(address, server.GrpcPort, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
                 if (certificate is not null)
@@ -59,7 +71,11 @@ public static class ServerHost
             });
         });
 
+        configure?.Invoke(builder);
+        LogRedaction.Apply(builder.Services);
+
         var app = builder.Build();
+        AnnounceAdminKey(app, server);
         if (server.Tls.Enabled)
         {
             // HSTS: browsers and clients that honour it stay on HTTPS for a year.
@@ -70,9 +86,36 @@ public static class ServerHost
             });
         }
 
+        app.UseMedServeSecurity(server);
         app.MapOpenInferenceProtocol();
-        app.MapGrpcService<InferenceGrpcService>();
+        app.MapKeysApi();
+        app.MapAuditApi();
+
+        // gRPC calls carry their own deadlines; streams must outlive the REST timeout.
+        app.MapGrpcService<InferenceGrpcService>().DisableRequestTimeout();
         return app;
+    }
+
+    /// <summary>On first start the admin key is created and shown once; every start says where it is.</summary>
+    private static void AnnounceAdminKey(WebApplication app, ServerOptions server)
+    {
+        var secrets = app.Services.GetRequiredService<ServerSecrets>();
+        var created = secrets.EnsureAdminKeyAsync(app.Services.GetRequiredService<ApiKeyStore>()).GetAwaiter().GetResult();
+        if (!server.Auth.Enabled)
+        {
+            Console.WriteLine("MedServe: authentication is OFF (MedServe:Auth:Enabled=false); only loopback clients can reach this server.");
+        }
+        else if (created is not null)
+        {
+            // Straight to the terminal, not to a log sink: a key must not end up in collected logs.
+            Console.WriteLine($"MedServe: created the admin API key (shown once; also in {secrets.AdminKeyPath}, mode 0600):");
+            Console.WriteLine($"  {created}");
+            Console.WriteLine($"  Send it as 'Authorization: Bearer <key>'. Make narrower keys with: medserve keys create --name <name> --scopes infer");
+        }
+        else
+        {
+            Console.WriteLine($"MedServe: the admin API key is in {secrets.AdminKeyPath}");
+        }
     }
 
     public static IServiceCollection AddMedServe(this IServiceCollection services, IConfigurationSection section, ServerOptions server)
@@ -105,6 +148,7 @@ public static class ServerHost
         services.Configure<HostOptions>(host => host.ShutdownTimeout = drain + TimeSpan.FromSeconds(5));
         services.AddGrpc(grpc =>
         {
+            grpc.Interceptors.Add<AuditGrpcInterceptor>();
             grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes ?? new HttpFrontendOptions().MaxRequestBodyBytes);
             grpc.MaxSendMessageSize = null;
         });

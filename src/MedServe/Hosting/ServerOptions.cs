@@ -25,6 +25,12 @@ public sealed class ServerOptions
     /// <summary>TLS from PEM files; both set turns HTTPS (and gRPC over TLS) on for both ports.</summary>
     public TlsOptions Tls { get; set; } = new();
 
+    public Security.AuthOptions Auth { get; set; } = new();
+
+    public Security.AuditOptions Audit { get; set; } = new();
+
+    public Security.LimitsOptions Limits { get; set; } = new();
+
     public string ResolvedDataDir => Path.GetFullPath(DataDir);
 
     public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));

@@ -25,7 +25,15 @@ public sealed class ServerFixture : IAsyncLifetime
 
     public string Repository => Path.Combine(Root, "models");
 
+    /// <summary>Carries the admin key the server created on first start, as every client must.</summary>
     public HttpClient Client { get; private set; } = null!;
+
+    /// <summary>The admin key from &lt;data-dir&gt;/admin.key.</summary>
+    public string AdminKey { get; private set; } = "";
+
+    public Uri HttpAddress { get; private set; } = null!;
+
+    public Uri GrpcAddress { get; private set; } = null!;
 
     public global::Grpc.Net.Client.GrpcChannel GrpcChannel { get; private set; } = null!;
 
@@ -56,8 +64,11 @@ public sealed class ServerFixture : IAsyncLifetime
         await _app.StartAsync();
         // Kestrel lists addresses in the order they were configured: HTTP first, then gRPC.
         var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
-        Client = new HttpClient { BaseAddress = new Uri(addresses[0]) };
-        GrpcChannel = global::Grpc.Net.Client.GrpcChannel.ForAddress(addresses[1]);
+        AdminKey = File.ReadAllText(Path.Combine(Root, "admin.key")).Trim();
+        HttpAddress = new Uri(addresses[0]);
+        GrpcAddress = new Uri(addresses[1]);
+        Client = CreateClient(AdminKey);
+        GrpcChannel = CreateGrpcChannel(AdminKey);
         Grpc = new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(GrpcChannel);
         await Models.WhenReady.WaitAsync(TimeSpan.FromMinutes(2));
     }
@@ -73,6 +84,43 @@ public sealed class ServerFixture : IAsyncLifetime
         }
 
         Directory.Delete(Root, recursive: true);
+    }
+
+    public T Service<T>()
+        where T : notnull => _app!.Services.GetRequiredService<T>();
+
+    /// <summary>A REST client sending the credential (none for null).</summary>
+    public HttpClient CreateClient(string? credential)
+    {
+        var client = new HttpClient { BaseAddress = HttpAddress };
+        if (credential is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", credential);
+        }
+
+        return client;
+    }
+
+    /// <summary>A gRPC channel sending the credential as metadata on every call, as tritonclient.grpc does with its headers.</summary>
+    public global::Grpc.Net.Client.GrpcChannel CreateGrpcChannel(string? credential)
+    {
+        var handler = new SocketsHttpHandler();
+        var client = new HttpClient(handler);
+        if (credential is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", credential);
+        }
+
+        return global::Grpc.Net.Client.GrpcChannel.ForAddress(GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions { HttpClient = client, DisposeHttpClient = true });
+    }
+
+    /// <summary>Creates a key through the API and returns its secret.</summary>
+    public async Task<string> CreateKeyAsync(string name, params string[] scopes)
+    {
+        using var response = await PostJsonAsync("/v1/keys", JsonSerializer.Serialize(new { name, scopes }));
+        var body = await JsonAsync(response);
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Created, body.ToString());
+        return body.GetProperty("key").GetString()!;
     }
 
     public Task<HttpResponseMessage> PostJsonAsync(string path, string json) =>

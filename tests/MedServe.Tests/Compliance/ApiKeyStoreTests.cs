@@ -54,6 +54,22 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.NotNull(listed[0].RevokedAt);
     }
 
+    [Fact]
+    public async Task A_remembered_key_is_forgotten_when_revoked_and_rechecked_for_expiry()
+    {
+        var store = await Open();
+        var key = await store.CreateAsync("ward-app", ["infer:risk"], TimeSpan.FromSeconds(5), requestsPerSecond: 50);
+        var first = await store.AuthenticateAsync(key.Key);
+        Assert.Equal(50, first!.RequestsPerSecond);
+        _time.Advance(TimeSpan.FromSeconds(6));
+        Assert.Null(await store.AuthenticateAsync(key.Key)); // expired while remembered
+
+        var other = await store.CreateAsync("etl", ["infer"]);
+        Assert.NotNull(await store.AuthenticateAsync(other.Key));
+        await store.RevokeAsync("etl");
+        Assert.Null(await store.AuthenticateAsync(other.Key)); // at once, not after the cache time
+    }
+
     [Theory]
     [InlineData("superuser", "unknown scope 'superuser'")]
     [InlineData("infer:", "unknown scope 'infer:'")]

@@ -1,0 +1,102 @@
+using System.Text.RegularExpressions;
+
+namespace MedServe.Logging;
+
+/// <summary>
+/// The redaction policy, applied to every log sink: whatever provider is configured receives
+/// only what passes here.
+/// <list type="bullet">
+/// <item>Framework categories whose debug and information events quote request lines, headers or
+/// bodies are held to warnings and above.</item>
+/// <item>Query strings are cut from any URL in a message (a query may carry an identifier).</item>
+/// <item>An exception keeps its type and stack but not its message: .NET messages quote the
+/// offending input ("The input string '...' was not in a correct format").</item>
+/// </list>
+/// MedServe's own log messages name models, versions, routes and counts, never inputs, outputs,
+/// identifiers or free text; the canary test holds them to that.
+/// </summary>
+public static partial class LogRedaction
+{
+    private static readonly string[] EchoingCategories =
+    [
+        "Microsoft.AspNetCore.Hosting.Diagnostics",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.HttpLogging",
+        "Microsoft.AspNetCore.W3CLogging",
+        "Microsoft.AspNetCore.Routing",
+        "Microsoft.AspNetCore.Http",
+        "Grpc.AspNetCore.Server",
+    ];
+
+    /// <summary>Wraps every registered log provider; call after all providers are added.</summary>
+    public static void Apply(IServiceCollection services)
+    {
+        for (var i = 0; i < services.Count; i++)
+        {
+            var descriptor = services[i];
+            if (descriptor.ServiceType != typeof(ILoggerProvider) || descriptor.IsKeyedService)
+            {
+                continue;
+            }
+
+            services[i] = ServiceDescriptor.Singleton<ILoggerProvider>(sp => new RedactingLoggerProvider(Create(sp, descriptor)));
+        }
+    }
+
+    public static string Redact(string message) => QueryString().Replace(message, "?[redacted]");
+
+    internal static bool IsEchoing(string category) =>
+        EchoingCategories.Any(prefix => category.StartsWith(prefix, StringComparison.Ordinal));
+
+    private static ILoggerProvider Create(IServiceProvider services, ServiceDescriptor descriptor) =>
+        (ILoggerProvider)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(services)
+            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
+
+    [GeneratedRegex(@"\?[^\s""']*")]
+    private static partial Regex QueryString();
+}
+
+/// <summary>Applies <see cref="LogRedaction"/> in front of one real provider.</summary>
+internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProvider, ISupportExternalScope
+{
+    public ILogger CreateLogger(string categoryName) =>
+        new RedactingLogger(inner.CreateLogger(categoryName), LogRedaction.IsEchoing(categoryName));
+
+    public void SetScopeProvider(IExternalScopeProvider scopeProvider)
+    {
+        if (inner is ISupportExternalScope scoped)
+        {
+            scoped.SetScopeProvider(scopeProvider);
+        }
+    }
+
+    public void Dispose() => inner.Dispose();
+
+    private sealed class RedactingLogger(ILogger inner, bool echoing) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => inner.BeginScope(state);
+
+        public bool IsEnabled(LogLevel logLevel) => (!echoing || logLevel >= LogLevel.Warning) && inner.IsEnabled(logLevel);
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (!IsEnabled(logLevel))
+            {
+                return;
+            }
+
+            var message = LogRedaction.Redact(formatter(state, exception));
+            inner.Log(logLevel, eventId, message, exception is null ? null : new RedactedException(exception), static (text, _) => text);
+        }
+    }
+
+    /// <summary>An exception's type and stack, without its message or data.</summary>
+    private sealed class RedactedException(Exception original) : Exception($"{original.GetType().FullName} (message redacted)")
+    {
+        public override string? StackTrace => original.StackTrace;
+
+        public override string ToString() => $"{Message}{Environment.NewLine}{original.StackTrace}";
+    }
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using MedServe.Grpc.Protocol;
+
+namespace MedServe.Security;
+
+/// <summary>
+/// The gRPC side of the audit trail: a call's outcome is its gRPC status, known only when the
+/// method returns, so the record is written here, before the response message goes out. Also
+/// narrows <c>infer:&lt;model&gt;</c> keys to their model, which the HTTP route cannot see.
+/// </summary>
+public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        var http = context.GetHttpContext();
+        var scope = ScopeAuthorization.RequiredScope(http.GetEndpoint());
+        if (scope is null || !Scopes.IsAudited(scope))
+        {
+            return await continuation(request, context).ConfigureAwait(false);
+        }
+
+        var infer = request as ModelInferRequest;
+        var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
+        var patient = infer?.Parameters.TryGetValue(AuditDetails.PatientParameter, out var p) == true && p.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.StringParam
+            ? p.StringParam
+            : context.RequestHeaders.GetValue(AuditDetails.PatientHeader.ToLowerInvariant());
+        try
+        {
+            if (infer is not null && !Scopes.Grants(http.User, Scopes.Infer, infer.ModelName))
+            {
+                throw new RpcException(new Status(StatusCode.PermissionDenied, $"the credential lacks the scope 'infer' for model '{infer.ModelName}'"));
+            }
+
+            var response = await continuation(request, context).ConfigureAwait(false);
+            if (response is ModelInferResponse answered)
+            {
+                resource = Resource(answered.ModelName, answered.ModelVersion);
+            }
+
+            await Record(http, resource, StatusCode.OK, patient).ConfigureAwait(false);
+            return response;
+        }
+        catch (RpcException e)
+        {
+            await Record(http, resource, e.StatusCode, patient).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private Task Record(HttpContext http, string resource, StatusCode status, string? patient)
+    {
+        var details = http.Features.Get<AuditDetails>();
+        if (details is not null)
+        {
+            details.Recorded = true;
+        }
+
+        var requestId = http.Response.Headers[AuditMiddleware.RequestIdHeader].ToString();
+        return trail.RecordAsync(http.User, AuditMiddleware.Action(http), resource, status.ToString(), requestId,
+            http.Connection.RemoteIpAddress?.ToString() ?? "", patient);
+    }
+
+    private static string Resource(string model, string version) =>
+        string.IsNullOrEmpty(version) ? model : string.Create(CultureInfo.InvariantCulture, $"{model}/{version}");
+
+    private static string RequestedModel(object request) => request switch
+    {
+        RepositoryModelLoadRequest load => load.ModelName,
+        RepositoryModelUnloadRequest unload => unload.ModelName,
+        _ => "",
+    };
+}

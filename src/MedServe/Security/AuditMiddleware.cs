@@ -1,0 +1,66 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Routing;
+
+namespace MedServe.Security;
+
+/// <summary>
+/// Gives every request an id (<c>X-Request-Id</c>) and, for audited endpoints and every refused
+/// credential, writes the audit record when the response starts: the status is known by then and
+/// no byte of the answer has left, so an answered request always has a durable record. If the
+/// record cannot be written the callback throws, the server drops the answer and sends a bare 500.
+/// </summary>
+public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
+{
+    public const string RequestIdHeader = "X-Request-Id";
+
+    // Unique across restarts without a clock: a random prefix per process and a counter.
+    private static readonly string Prefix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+    private static long _counter;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var requestId = string.Create(CultureInfo.InvariantCulture, $"{Prefix}-{Interlocked.Increment(ref _counter):x}");
+        context.Response.Headers[RequestIdHeader] = requestId;
+        var scope = ScopeAuthorization.RequiredScope(context.GetEndpoint());
+        var details = new AuditDetails();
+        context.Features.Set(details);
+        context.Response.OnStarting(() => RecordAsync(context, details, scope, requestId));
+        return next(context);
+    }
+
+    private Task RecordAsync(HttpContext context, AuditDetails details, string? scope, string requestId)
+    {
+        var status = context.Response.StatusCode;
+        var denied = status is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden;
+        if (details.Recorded || !(denied || (scope is not null && Scopes.IsAudited(scope))))
+        {
+            return Task.CompletedTask;
+        }
+
+        details.Recorded = true;
+        var request = context.Request;
+        var patient = details.PatientId ?? (request.Headers.TryGetValue(AuditDetails.PatientHeader, out var header) ? header.ToString() : null);
+        return trail.RecordAsync(context.User, Action(context), details.Resource ?? Resource(request.RouteValues),
+            status.ToString(CultureInfo.InvariantCulture), requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", patient);
+    }
+
+    /// <summary>The route template, never the concrete path: a path segment may be anything a client typed.</summary>
+    internal static string Action(HttpContext context) => context.GetEndpoint() switch
+    {
+        RouteEndpoint route => $"{context.Request.Method} {route.RoutePattern.RawText}",
+        { DisplayName: { } name } => name,
+        _ => $"{context.Request.Method} (no route)",
+    };
+
+    internal static string Resource(RouteValueDictionary values)
+    {
+        var model = values["model"] as string;
+        if (model is not null)
+        {
+            return values["version"] is string version ? $"{model}/{version}" : model;
+        }
+
+        return values["name"] as string ?? "";
+    }
+}

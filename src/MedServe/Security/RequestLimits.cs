@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using MedServe.Http.V2;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Microsoft.AspNetCore.RateLimiting;
+
+namespace MedServe.Security;
+
+/// <summary>
+/// Per-key rate limits (a token bucket per principal: the key's own limit or the server default),
+/// header limits and request timeouts, each answered with its own status and a JSON error.
+/// Kestrel keeps hard limits above these as a backstop.
+/// </summary>
+public static class RequestLimits
+{
+    public static IServiceCollection AddRequestLimits(this IServiceCollection services, LimitsOptions limits)
+    {
+        services.AddRateLimiter(options =>
+        {
+            options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            {
+                var rate = RateOf(context, limits);
+                return rate <= 0 || context.User.Identity?.Name is not { } name
+                    ? RateLimitPartition.GetNoLimiter("")
+                    : RateLimitPartition.GetTokenBucketLimiter($"{name}|{rate}", _ => new TokenBucketRateLimiterOptions
+                    {
+                        TokenLimit = rate,
+                        TokensPerPeriod = rate,
+                        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                        QueueLimit = 0,
+                        AutoReplenishment = true,
+                    });
+            });
+            options.OnRejected = (rejected, _) =>
+            {
+                var response = rejected.HttpContext.Response;
+                response.Headers.RetryAfter = "1";
+                return new ValueTask(ApiResponses.WriteErrorAsync(response, StatusCodes.Status429TooManyRequests,
+                    $"rate limit exceeded: this key may make {RateOf(rejected.HttpContext, limits)} requests per second"));
+            };
+        });
+
+        services.AddRequestTimeouts(options =>
+        {
+            options.DefaultPolicy = new RequestTimeoutPolicy
+            {
+                Timeout = limits.RequestTimeout,
+                WriteTimeoutResponse = context => ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status504GatewayTimeout,
+                    $"the request did not finish within {limits.RequestTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s (MedServe:Limits:RequestTimeout)"),
+            };
+        });
+        return services;
+    }
+
+    /// <summary>Refuses too many or too large headers with 431 and a JSON error (Kestrel's own refusal has no body).</summary>
+    public static IApplicationBuilder UseHeaderLimits(this IApplicationBuilder app, LimitsOptions limits) =>
+        app.Use((context, next) =>
+        {
+            var headers = context.Request.Headers;
+            if (headers.Count > limits.MaxRequestHeaderCount)
+            {
+                return ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status431RequestHeaderFieldsTooLarge,
+                    $"the request has {headers.Count} headers; at most {limits.MaxRequestHeaderCount} are accepted");
+            }
+
+            long bytes = 0;
+            foreach (var (name, values) in headers)
+            {
+                bytes += name.Length;
+                foreach (var value in values)
+                {
+                    bytes += value?.Length ?? 0;
+                }
+            }
+
+            return bytes > limits.MaxRequestHeadersBytes
+                ? ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status431RequestHeaderFieldsTooLarge,
+                    $"the request's headers hold {bytes} bytes; at most {limits.MaxRequestHeadersBytes} are accepted")
+                : next(context);
+        });
+
+    private static int RateOf(HttpContext context, LimitsOptions limits) =>
+        context.User.FindFirst(BearerAuthenticationHandler.RateClaimType)?.Value is { } own
+            ? int.Parse(own, CultureInfo.InvariantCulture)
+            : limits.RequestsPerSecondPerKey;
+}

@@ -1,0 +1,56 @@
+namespace MedServe.Security;
+
+/// <summary>MedServe:Auth. On by default; off only by an explicit setting, and only on a loopback address.</summary>
+public sealed class AuthOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    public JwtOptions Jwt { get; set; } = new();
+}
+
+/// <summary>MedServe:Auth:Jwt. OIDC bearer tokens, validated by an authority's published keys or a local public key.</summary>
+public sealed class JwtOptions
+{
+    /// <summary>An OIDC issuer whose discovery document gives the signing keys (https).</summary>
+    public string? Authority { get; set; }
+
+    /// <summary>A PEM public key (RSA or EC) that tokens must be signed with, instead of an authority.</summary>
+    public string? SigningKeyPath { get; set; }
+
+    /// <summary>The expected <c>iss</c>; required with a signing key, taken from the authority otherwise.</summary>
+    public string? Issuer { get; set; }
+
+    /// <summary>The expected <c>aud</c>.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>The claim holding the token's scopes (space-separated, or one claim per scope).</summary>
+    public string ScopeClaim { get; set; } = "scope";
+
+    public bool Enabled => !string.IsNullOrEmpty(Authority) || !string.IsNullOrEmpty(SigningKeyPath);
+}
+
+/// <summary>MedServe:Audit.</summary>
+public sealed class AuditOptions
+{
+    /// <summary>When the audit store cannot be written: true fails the request (no answer without a record); false answers and logs the failure.</summary>
+    public bool FailClosed { get; set; } = true;
+
+    /// <summary>Sign the chain's head every this many records.</summary>
+    public int CheckpointEvery { get; set; } = 1000;
+}
+
+/// <summary>MedServe:Limits. Each limit is answered with its own status and a JSON error.</summary>
+public sealed class LimitsOptions
+{
+    /// <summary>Requests per second a key may make unless the key sets its own; 0 is unlimited.</summary>
+    public int RequestsPerSecondPerKey { get; set; }
+
+    /// <summary>A REST request still running after this is answered 504 (gRPC calls use their own deadlines).</summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Headers per request; more are answered 431.</summary>
+    public int MaxRequestHeaderCount { get; set; } = 64;
+
+    /// <summary>Bytes of names and values across all headers; more are answered 431.</summary>
+    public int MaxRequestHeadersBytes { get; set; } = 16 * 1024;
+}

@@ -1,0 +1,115 @@
+using System.Net;
+using System.Security.Cryptography;
+using MedServe.Compliance.Access;
+using MedServe.Compliance.Audit;
+using MedServe.Hosting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+
+namespace MedServe.Security;
+
+/// <summary>Wires authentication, scopes, the audit trail and the limits; and refuses an unsafe start.</summary>
+public static class SecurityServices
+{
+    public static IServiceCollection AddMedServeSecurity(this IServiceCollection services, ServerOptions server)
+    {
+        var secrets = new ServerSecrets(server.ResolvedDataDir);
+        services.AddSingleton(secrets);
+        services.AddSingleton(sp => ApiKeyStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "keys.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
+        services.AddSingleton(_ => new Pseudonymizer(secrets.PseudonymSecret()));
+        services.AddSingleton(_ => AuditLog.OpenAsync(Path.Combine(server.ResolvedDataDir, "audit.db"), secrets.AuditSigningKey(), server.Audit.CheckpointEvery).GetAwaiter().GetResult());
+        services.AddSingleton<AuditTrail>();
+        services.AddSingleton<AuditGrpcInterceptor>();
+
+        var authentication = services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
+        if (server.Auth.Jwt.Enabled)
+        {
+            authentication.AddJwtBearer(BearerAuthenticationHandler.JwtSchemeName, jwt => ConfigureJwt(jwt, server.Auth.Jwt));
+        }
+
+        services.AddScopeAuthorization();
+        services.AddRequestLimits(server.Limits);
+        return services;
+    }
+
+    /// <summary>Order matters: limits on headers first, then who is calling, the audit hook, their rate, what they may do, and the clock.</summary>
+    public static WebApplication UseMedServeSecurity(this WebApplication app, ServerOptions server)
+    {
+        app.UseHeaderLimits(server.Limits);
+        app.UseRouting();
+        app.UseAuthentication();
+        app.UseMiddleware<AuditMiddleware>();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+        app.UseRequestTimeouts();
+        return app;
+    }
+
+    /// <summary>
+    /// Patient data must not cross a network in clear text or unauthenticated: any address but
+    /// loopback needs TLS and authentication.
+    /// </summary>
+    public static void RefuseUnsafeBinding(ServerOptions server, IPAddress address)
+    {
+        if (IPAddress.IsLoopback(address))
+        {
+            return;
+        }
+
+        var missing = new List<string>();
+        if (!server.Tls.Enabled)
+        {
+            missing.Add("TLS is off (set MedServe:Tls:CertificatePath and MedServe:Tls:KeyPath, or MEDSERVE_TLS__CERTIFICATE_PATH and MEDSERVE_TLS__KEY_PATH)");
+        }
+
+        if (!server.Auth.Enabled)
+        {
+            missing.Add("authentication is off (remove MedServe:Auth:Enabled=false)");
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(ServerOptions),
+                [$"refusing to listen on {address}, which is not a loopback address, because {string.Join(" and ", missing)}. Fix that, or listen on 127.0.0.1 (--host 127.0.0.1)."]);
+        }
+    }
+
+    private static void ConfigureJwt(JwtBearerOptions jwt, JwtOptions options)
+    {
+        jwt.MapInboundClaims = false;
+        jwt.Authority = options.Authority;
+        jwt.Audience = options.Audience;
+        jwt.TokenValidationParameters = new TokenValidationParameters
+        {
+            ValidateAudience = !string.IsNullOrEmpty(options.Audience),
+            ValidAudience = options.Audience,
+            ValidateIssuer = !string.IsNullOrEmpty(options.Issuer) || !string.IsNullOrEmpty(options.Authority),
+            ValidIssuer = options.Issuer,
+            NameClaimType = "sub",
+        };
+        if (!string.IsNullOrEmpty(options.SigningKeyPath))
+        {
+            jwt.TokenValidationParameters.IssuerSigningKey = LoadPublicKey(options.SigningKeyPath);
+        }
+    }
+
+    private static SecurityKey LoadPublicKey(string path)
+    {
+        var pem = File.ReadAllText(path);
+        try
+        {
+            var rsa = RSA.Create();
+            rsa.ImportFromPem(pem);
+            return new RsaSecurityKey(rsa);
+        }
+        catch (ArgumentException)
+        {
+            var ec = ECDsa.Create();
+            ec.ImportFromPem(pem);
+            return new ECDsaSecurityKey(ec);
+        }
+    }
+}

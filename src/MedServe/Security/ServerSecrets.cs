@@ -1,0 +1,98 @@
+using System.Security.Cryptography;
+using MedServe.Compliance.Access;
+
+namespace MedServe.Security;
+
+/// <summary>
+/// The secrets a data dir holds, each created on first start and readable by the owner only
+/// (files 0600 in a 0700 folder): the admin key, the pseudonym secret and the audit signing key.
+/// </summary>
+public sealed class ServerSecrets(string dataDir)
+{
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public string AdminKeyPath => Path.Combine(dataDir, "admin.key");
+
+    public string SecretsDir => Path.Combine(dataDir, "secrets");
+
+    public string AuditSigningKeyPath => Path.Combine(SecretsDir, "audit-signing.pem");
+
+    /// <summary>The public half, for verifying a copied audit log without the private key.</summary>
+    public string AuditVerifyingKeyPath => Path.Combine(SecretsDir, "audit-signing.pub.pem");
+
+    public string PseudonymSecretPath => Path.Combine(SecretsDir, "pseudonym.key");
+
+    /// <summary>
+    /// With no key in the store (an empty data dir), creates the admin key, writes it to admin.key and
+    /// returns it, once. Returns null when keys exist already.
+    /// </summary>
+    public async Task<string?> EnsureAdminKeyAsync(ApiKeyStore keys)
+    {
+        if ((await keys.ListAsync().ConfigureAwait(false)).Count > 0)
+        {
+            return null;
+        }
+
+        var created = await keys.CreateAsync("admin", [Scopes.Admin]).ConfigureAwait(false);
+        WriteOwnerOnly(AdminKeyPath, System.Text.Encoding.ASCII.GetBytes(created.Key + "\n"));
+        return created.Key;
+    }
+
+    public byte[] PseudonymSecret()
+    {
+        if (!File.Exists(PseudonymSecretPath))
+        {
+            WriteOwnerOnly(PseudonymSecretPath, RandomNumberGenerator.GetBytes(32));
+        }
+
+        return File.ReadAllBytes(PseudonymSecretPath);
+    }
+
+    /// <summary>The ECDSA P-256 key that signs audit checkpoints.</summary>
+    public ECDsa AuditSigningKey()
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        if (File.Exists(AuditSigningKeyPath))
+        {
+            key.ImportFromPem(File.ReadAllText(AuditSigningKeyPath));
+        }
+        else
+        {
+            WriteOwnerOnly(AuditSigningKeyPath, System.Text.Encoding.ASCII.GetBytes(key.ExportPkcs8PrivateKeyPem()));
+        }
+
+        if (!File.Exists(AuditVerifyingKeyPath))
+        {
+            File.WriteAllText(AuditVerifyingKeyPath, key.ExportSubjectPublicKeyInfoPem());
+        }
+
+        return key;
+    }
+
+    /// <summary>Creates the file with owner-only permissions from the start, so there is no moment it is readable by others.</summary>
+    private static void WriteOwnerOnly(string path, byte[] content)
+    {
+        var folder = Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(folder))
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(folder);
+            }
+            else
+            {
+                Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = OwnerOnly;
+        }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(content);
+        stream.Flush(flushToDisk: true);
+    }
+}
