@@ -46,10 +46,10 @@ public static class KeysApi
             }
 
             TimeSpan? lifetime = root.TryGetProperty("expires_in_days", out var days)
-                ? days.TryGetDouble(out var d) && d > 0 && d <= 3650 ? TimeSpan.FromDays(d) : throw new ArgumentException("'expires_in_days' must be a number of days between 0 and 3650")
+                ? days.ValueKind == JsonValueKind.Number && days.TryGetDouble(out var d) && d > 0 && d <= 3650 ? TimeSpan.FromDays(d) : throw new ArgumentException("'expires_in_days' must be a number of days between 0 and 3650")
                 : null;
             int? rate = root.TryGetProperty("requests_per_second", out var r)
-                ? r.TryGetInt32(out var perSecond) ? perSecond : throw new ArgumentException("'requests_per_second' must be an integer")
+                ? r.ValueKind == JsonValueKind.Number && r.TryGetInt32(out var perSecond) ? perSecond : throw new ArgumentException("'requests_per_second' must be an integer")
                 : null;
             var created = await keys.CreateAsync(name, scopeList.EnumerateArray().Select(s => s.GetString()!).ToList(), lifetime, rate).ConfigureAwait(false);
             await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status201Created, w =>

@@ -79,11 +79,13 @@ public sealed class BearerAuthenticationHandler(
         return Success(Principal("jwt:" + subject, scopes, null));
     }
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        // The result of this request's authentication, computed once and remembered by the base class.
+        var result = await HandleAuthenticateOnceSafeAsync().ConfigureAwait(false);
         Response.Headers.WWWAuthenticate = "Bearer";
-        return Deny(StatusCodes.Status401Unauthorized, Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message
-            ?? "authentication required: send 'Authorization: Bearer <API key or token>'");
+        await Deny(StatusCodes.Status401Unauthorized, result.Failure?.Message
+            ?? "authentication required: send 'Authorization: Bearer <API key or token>'").ConfigureAwait(false);
     }
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
