@@ -48,7 +48,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
     /// <summary>The route template, never the concrete path: a path segment may be anything a client typed.</summary>
     internal static string Action(HttpContext context) => context.GetEndpoint() switch
     {
-        RouteEndpoint route => $"{context.Request.Method} {route.RoutePattern.RawText}",
+        RouteEndpoint route => $"{context.Request.Method} {(route.RoutePattern.RawText is { Length: > 1 } raw ? raw.TrimEnd('/') : route.RoutePattern.RawText)}",
         { DisplayName: { } name } => name,
         _ => $"{context.Request.Method} (no route)",
     };

@@ -1,0 +1,126 @@
+using System.Net;
+using System.Text.Json;
+using MedServe.Compliance.Audit;
+using MedServe.IntegrationTests.Support;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary>What lands in the audit trail for inference (REST and gRPC), refusals and key changes, and how it is read back.</summary>
+[Collection(ServerCollection.Name)]
+public sealed class AuditTrailTests(ServerFixture server)
+{
+    private const string RiskInput = """{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}""";
+
+    [Fact]
+    public async Task A_rest_inference_is_recorded_with_its_actor_version_outcome_and_only_a_patient_pseudonym()
+    {
+        const string mrn = "MRN-00042-AUDIT";
+        using var response = await server.PostJsonAsync("/v2/models/risk/infer",
+            $$"""{"parameters":{"patient_id":"{{mrn}}"},"inputs":[{{RiskInput}}]}""");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var record = await RecordOf(response);
+        Assert.Equal("key:admin", record.Actor);
+        Assert.Equal("POST /v2/models/{model}/infer", record.Action);
+        Assert.Equal("risk/1", record.Resource);
+        Assert.Equal("200", record.Outcome);
+        Assert.Equal("127.0.0.1", record.ClientAddress);
+        Assert.Equal(server.Service<Pseudonymizer>().Pseudonym(mrn), record.PatientPseudonym);
+        Assert.Equal(64, record.PatientPseudonym.Length);
+        Assert.DoesNotContain(mrn, JsonSerializer.Serialize(record));
+    }
+
+    [Fact]
+    public async Task The_patient_header_is_pseudonymized_the_same_way_and_failures_are_recorded_too()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/risk/versions/9/infer")
+        {
+            Content = new StringContent($$"""{"inputs":[{{RiskInput}}]}"""),
+        };
+        request.Headers.Add("X-Patient-Id", "MRN-00043-AUDIT");
+        using var response = await server.Client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+
+        var record = await RecordOf(response);
+        Assert.Equal("404", record.Outcome);
+        Assert.Equal("risk/9", record.Resource);
+        Assert.Equal(server.Service<Pseudonymizer>().Pseudonym("MRN-00043-AUDIT"), record.PatientPseudonym);
+    }
+
+    [Fact]
+    public async Task Refusals_are_recorded_and_reads_of_model_metadata_are_not()
+    {
+        using var anonymous = server.CreateClient(null);
+        using var refused = await anonymous.GetAsync("/v2/models/risk");
+        var record = await RecordOf(refused);
+        Assert.Equal(("anonymous", "401", "GET /v2/models/{model}"), (record.Actor, record.Outcome, record.Action));
+
+        using var read = await server.Client.GetAsync("/v2/models/risk");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Null(await Find(read));
+    }
+
+    [Fact]
+    public async Task A_grpc_inference_is_recorded_before_its_answer_with_the_grpc_status()
+    {
+        var request = new MedServe.Grpc.Protocol.ModelInferRequest { ModelName = "risk" };
+        var input = new MedServe.Grpc.Protocol.ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 30 } };
+        input.Contents = new MedServe.Grpc.Protocol.InferTensorContents();
+        input.Contents.Fp32Contents.Add(new float[30]);
+        request.Inputs.Add(input);
+        request.Parameters["patient_id"] = new MedServe.Grpc.Protocol.InferParameter { StringParam = "MRN-00044-AUDIT" };
+        using var call = server.Grpc.ModelInferAsync(request);
+        await call.ResponseAsync;
+        var requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id")!;
+
+        var record = Assert.Single(await Records(), r => r.Event.RequestId == requestId).Event;
+        Assert.Equal(("POST /inference.GRPCInferenceService/ModelInfer", "risk/1", "OK"), (record.Action, record.Resource, record.Outcome));
+        Assert.Equal(server.Service<Pseudonymizer>().Pseudonym("MRN-00044-AUDIT"), record.PatientPseudonym);
+
+        var missing = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => server.Grpc.ModelInferAsync(new MedServe.Grpc.Protocol.ModelInferRequest { ModelName = "absent" }).ResponseAsync);
+        Assert.Equal(global::Grpc.Core.StatusCode.NotFound, missing.StatusCode);
+        var failed = Assert.Single(await Records(), r => r.Event.Resource == "absent");
+        Assert.Equal("NotFound", failed.Event.Outcome);
+    }
+
+    [Fact]
+    public async Task Key_changes_are_recorded_by_key_name_and_the_trail_verifies_and_exports_as_fhir()
+    {
+        using (var created = await server.PostJsonAsync("/v1/keys", """{"name":"audited-key","scopes":["audit:read"]}"""))
+        {
+            var record = await RecordOf(created);
+            Assert.Equal(("POST /v1/keys", "audited-key", "201"), (record.Action, record.Resource, record.Outcome));
+        }
+
+        var auditor = await server.CreateKeyAsync("auditor", "audit:read");
+        using var client = server.CreateClient(auditor);
+        var verdict = JsonDocument.Parse(await client.GetStringAsync("/v1/audit/verify")).RootElement;
+        Assert.True(verdict.GetProperty("intact").GetBoolean());
+        Assert.True(verdict.GetProperty("records").GetInt64() >= 3);
+
+        using var export = await client.GetAsync("/v1/audit/events?from=2000-01-01T00:00:00Z");
+        Assert.Equal("application/fhir+ndjson", export.Content.Headers.ContentType!.MediaType);
+        var lines = (await export.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var events = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.All(events, e => Assert.Equal("AuditEvent", e.GetProperty("resourceType").GetString()));
+        Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "POST /v1/keys");
+
+        using var bad = await client.GetAsync("/v1/audit/events?from=yesterday");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        using var none = await client.GetAsync("/v1/audit/events?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z");
+        Assert.Equal("", await none.Content.ReadAsStringAsync());
+    }
+
+    private async Task<AuditEvent> RecordOf(HttpResponseMessage response) =>
+        await Find(response) ?? throw new Xunit.Sdk.XunitException($"no audit record for request {string.Join(",", response.Headers.GetValues("X-Request-Id"))}");
+
+    /// <summary>The record is durable before the answer leaves, so it is there the moment the answer arrives.</summary>
+    private async Task<AuditEvent?> Find(HttpResponseMessage response)
+    {
+        var id = response.Headers.GetValues("X-Request-Id").Single();
+        return (await Records()).SingleOrDefault(r => r.Event.RequestId == id)?.Event;
+    }
+
+    private async Task<IReadOnlyList<AuditRecord>> Records() =>
+        await server.Service<AuditLog>().ReadAsync(1, int.MaxValue);
+}
