@@ -66,7 +66,7 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Directory.CreateDirectory(_root);
 
         // 1. Start, wait ready (the first start provisions the samples and writes the admin key).
-        var (first, firstOutput, firstClient) = await StartAsync();
+        var (first, _, firstClient) = await StartAsync();
         using var firstClientScope = firstClient;
         var adminKey = (await File.ReadAllTextAsync(Path.Combine(DataDir, "admin.key"))).Trim();
 
@@ -155,7 +155,7 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Assert.Equal(Interlocked.Read(ref started), answeredIds.Count - 1 + Interlocked.Read(ref cutOff) + Interlocked.Read(ref refused)); // every request accounted for
 
         // 3. Restart on the same data dir (new ports): the store reopens after a crash and the chain goes on.
-        var (second, secondOutput, secondClient) = await StartAsync();
+        var (second, _, secondClient) = await StartAsync();
         using var secondClientScope = secondClient;
         secondClient.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
         string afterRestartId;
@@ -217,8 +217,6 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Assert.Equal(lastSeq, afterRestart.Seq);
         Assert.Equal("200", afterRestart.Outcome);
         Assert.Contains("infer", afterRestart.Action, StringComparison.Ordinal);
-        GC.KeepAlive(firstOutput);
-        GC.KeepAlive(secondOutput);
     }
 
     private async Task<(Process Process, StringBuilder Output, HttpClient Client)> StartAsync()

@@ -403,7 +403,8 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
         catch (Exception e) when (e is ModelConfigException or IOException or UnauthorizedAccessException or BackendLoadException)
         {
-            LogLoadFailed(name, e.Message);
+            // A configuration sent with the request may quote anything the client typed: the reason goes back to it, not to the log.
+            LogLoadFailed(name, configOverrideJson is null ? e.Message : "the configuration sent with the load request is invalid (the caller was told why)");
             if (old.Versions.IsEmpty)
             {
                 entry.Snapshot = old with { Reason = e.Message };

@@ -112,6 +112,11 @@ public static class ModelApi
 
             await InferResponseWriter.WriteAsync(context.Response, model, request, result).ConfigureAwait(false);
         }
+        catch (InferenceException e) when (e.Kind == InferenceErrorKind.Cancelled && TimedOut(context))
+        {
+            // The server's request timeout, not the client, cancelled it: the timeout middleware answers 504.
+            throw new OperationCanceledException(e.Message, e, context.RequestAborted);
+        }
         catch (InferenceException e)
         {
             await ApiResponses.WriteErrorAsync(context.Response, e).ConfigureAwait(false);
@@ -120,7 +125,7 @@ public static class ModelApi
         {
             await ApiResponses.WriteErrorAsync(context.Response, e.StatusCode, $"bad request body: {e.Message}").ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested && !TimedOut(context))
         {
             // The client went away; nobody is left to answer.
         }
@@ -132,6 +137,9 @@ public static class ModelApi
             }
         }
     }
+
+    private static bool TimedOut(HttpContext context) =>
+        context.Features.Get<Microsoft.AspNetCore.Http.Timeouts.IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
 
     internal static async Task Guard(HttpContext context, Func<Task> action)
     {

@@ -9,6 +9,8 @@ namespace MedServe.Logging;
 /// <item>Framework categories whose debug and information events quote request lines, headers or
 /// bodies are held to warnings and above.</item>
 /// <item>Query strings are cut from any URL in a message (a query may carry an identifier).</item>
+/// <item>Scopes lose their request path (a path segment may be anything a client typed); the
+/// request id stays, so entries of one request still line up.</item>
 /// <item>An exception keeps its type and stack but not its message: .NET messages quote the
 /// offending input ("The input string '...' was not in a correct format").</item>
 /// </list>
@@ -67,7 +69,7 @@ internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerPr
     {
         if (inner is ISupportExternalScope scoped)
         {
-            scoped.SetScopeProvider(scopeProvider);
+            scoped.SetScopeProvider(new RedactingScopeProvider(scopeProvider));
         }
     }
 
@@ -90,6 +92,38 @@ internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerPr
             var message = LogRedaction.Redact(formatter(state, exception));
             inner.Log(logLevel, eventId, message, exception is null ? null : new RedactedException(exception), static (text, _) => text);
         }
+    }
+
+    /// <summary>Sinks see each scope redacted: key/value scopes without paths and queries, text scopes without query strings.</summary>
+    private sealed class RedactingScopeProvider(IExternalScopeProvider inner) : IExternalScopeProvider
+    {
+        public void ForEachScope<TState>(Action<object?, TState> callback, TState state) =>
+            inner.ForEachScope((scope, s) => callback(Redact(scope), s), state);
+
+        public IDisposable Push(object? state) => inner.Push(state);
+
+        private static object? Redact(object? scope) => scope switch
+        {
+            null => null,
+            IEnumerable<KeyValuePair<string, object?>> pairs => new RedactedScope(pairs
+                .Where(p => !p.Key.Contains("Path", StringComparison.OrdinalIgnoreCase) && !p.Key.Contains("Query", StringComparison.OrdinalIgnoreCase))
+                .Select(p => new KeyValuePair<string, object?>(p.Key, p.Value is string text ? LogRedaction.Redact(text) : p.Value))
+                .ToList()),
+            _ => LogRedaction.Redact(scope.ToString() ?? ""),
+        };
+    }
+
+    private sealed class RedactedScope(List<KeyValuePair<string, object?>> pairs) : IReadOnlyList<KeyValuePair<string, object?>>
+    {
+        public int Count => pairs.Count;
+
+        public KeyValuePair<string, object?> this[int index] => pairs[index];
+
+        public IEnumerator<KeyValuePair<string, object?>> GetEnumerator() => pairs.GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        public override string ToString() => string.Join(' ', pairs.Select(p => $"{p.Key}:{p.Value}"));
     }
 
     /// <summary>An exception's type and stack, without its message or data.</summary>

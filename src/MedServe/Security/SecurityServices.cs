@@ -27,7 +27,9 @@ public static class SecurityServices
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         if (server.Auth.Jwt.Enabled)
         {
-            authentication.AddJwtBearer(BearerAuthenticationHandler.JwtSchemeName, jwt => ConfigureJwt(jwt, server.Auth.Jwt));
+            // Read the key now: a missing or unreadable key stops the start, not the first request.
+            var signingKey = string.IsNullOrEmpty(server.Auth.Jwt.SigningKeyPath) ? null : LoadPublicKey(server.Auth.Jwt.SigningKeyPath);
+            authentication.AddJwtBearer(BearerAuthenticationHandler.JwtSchemeName, jwt => ConfigureJwt(jwt, server.Auth.Jwt, signingKey));
         }
 
         services.AddScopeAuthorization();
@@ -77,7 +79,7 @@ public static class SecurityServices
         }
     }
 
-    private static void ConfigureJwt(JwtBearerOptions jwt, JwtOptions options)
+    private static void ConfigureJwt(JwtBearerOptions jwt, JwtOptions options, SecurityKey? signingKey)
     {
         jwt.MapInboundClaims = false;
         jwt.Authority = options.Authority;
@@ -90,26 +92,45 @@ public static class SecurityServices
             ValidIssuer = options.Issuer,
             NameClaimType = "sub",
         };
-        if (!string.IsNullOrEmpty(options.SigningKeyPath))
+        if (signingKey is not null)
         {
-            jwt.TokenValidationParameters.IssuerSigningKey = LoadPublicKey(options.SigningKeyPath);
+            jwt.TokenValidationParameters.IssuerSigningKey = signingKey;
         }
     }
 
+    /// <summary>An RSA or EC public key in PEM.</summary>
     private static SecurityKey LoadPublicKey(string path)
     {
-        var pem = File.ReadAllText(path);
+        string pem;
+        try
+        {
+            pem = File.ReadAllText(path);
+        }
+        catch (IOException e)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(JwtOptions), [$"Auth:Jwt:SigningKeyPath: cannot read '{path}': {e.Message}"]);
+        }
+
         try
         {
             var rsa = RSA.Create();
             rsa.ImportFromPem(pem);
             return new RsaSecurityKey(rsa);
         }
-        catch (ArgumentException)
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            // Not RSA: EC, or neither.
+        }
+
+        try
         {
             var ec = ECDsa.Create();
             ec.ImportFromPem(pem);
             return new ECDsaSecurityKey(ec);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(JwtOptions), [$"Auth:Jwt:SigningKeyPath: '{path}' holds no RSA or EC public key in PEM"]);
         }
     }
 }

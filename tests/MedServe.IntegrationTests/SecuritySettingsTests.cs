@@ -1,0 +1,213 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using MedServe.Compliance.Audit;
+using MedServe.IntegrationTests.Support;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary>Settings the shared server must not have, each on a server of its own: a JWT issuer, a failing audit store, tight limits.</summary>
+public sealed class SecuritySettingsTests
+{
+    private const string RiskBody = """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}""";
+
+    [Fact]
+    public async Task Jwt_bearer_tokens_from_the_configured_issuer_carry_their_scopes()
+    {
+        using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var strangerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
+        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
+        try
+        {
+            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+                ["MedServe:Auth:Jwt:Audience"] = "medserve",
+            });
+            string Token(ECDsa key, string scope, string issuer = "https://idp.hospital.test", string audience = "medserve", int minutes = 5) =>
+                new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+                {
+                    Issuer = issuer,
+                    Audience = audience,
+                    NotBefore = DateTime.UtcNow.AddMinutes(-10),
+                    Expires = DateTime.UtcNow.AddMinutes(minutes),
+                    Claims = new Dictionary<string, object> { ["sub"] = "dr.house", ["scope"] = scope },
+                    SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key), SecurityAlgorithms.EcdsaSha256),
+                });
+
+            using (var reader = server.Client(Token(issuerKey, "models:read infer:risk")))
+            {
+                Assert.Equal(HttpStatusCode.OK, (await reader.GetAsync("/v2/models/risk")).StatusCode);
+                using var inferred = await reader.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+                Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
+                var record = (await server.Services.GetRequiredService<AuditLog>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
+                Assert.Equal("jwt:dr.house", record.Event.Actor);
+                Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsync("/v2/repository/models/risk/unload", null)).StatusCode);
+            }
+
+            foreach (var (token, why) in new[]
+            {
+                (Token(strangerKey, "admin"), "signed by another key"),
+                (Token(issuerKey, "admin", issuer: "https://evil.test"), "another issuer"),
+                (Token(issuerKey, "admin", audience: "someone-else"), "another audience"),
+                (Token(issuerKey, "admin", minutes: -5), "expired"),
+            })
+            {
+                using var client = server.Client(token);
+                using var response = await client.GetAsync("/v2/models/risk");
+                Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, why);
+                Assert.StartsWith("the bearer token is not valid", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+            }
+
+            using var grpcChannel = global::Grpc.Net.Client.GrpcChannel.ForAddress(server.GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions
+            {
+                HttpClient = server.Client(Token(issuerKey, "models:read")),
+                DisposeHttpClient = true,
+            });
+            var metadata = await new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(grpcChannel).ServerMetadataAsync(new());
+            Assert.Equal("medserve", metadata.Name);
+        }
+        finally
+        {
+            File.Delete(publicKey);
+        }
+    }
+
+    [Fact]
+    public async Task When_the_audit_store_cannot_be_written_no_answer_leaves_and_the_chain_stays_whole()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        using var client = server.Client(server.AdminKey);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+
+        await Execute(server, "CREATE TRIGGER broken_disk BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk failure'); END;");
+        HttpResponseMessage? failed = null;
+        try
+        {
+            failed = await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+            Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
+            Assert.DoesNotContain("outputs", await failed.Content.ReadAsStringAsync());
+        }
+        catch (HttpRequestException)
+        {
+            // Also closed: the connection was dropped before any answer.
+        }
+        finally
+        {
+            failed?.Dispose();
+        }
+
+        await Execute(server, "DROP TRIGGER broken_disk;");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+        var verdict = await server.Services.GetRequiredService<AuditLog>().VerifyAsync();
+        Assert.True(verdict.Intact, verdict.Problem);
+    }
+
+    [Fact]
+    public async Task Failing_open_is_a_setting_and_answers_while_the_store_is_down()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Audit:FailClosed"] = "false" });
+        using var client = server.Client(server.AdminKey);
+        await Execute(server, "CREATE TRIGGER broken_disk BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk failure'); END;");
+        using var answered = await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        Assert.Empty(await server.Services.GetRequiredService<AuditLog>().ReadAsync(1, 1000));
+    }
+
+    [Fact]
+    public async Task A_key_over_its_rate_is_answered_429_with_retry_after()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        using var admin = server.Client(server.AdminKey);
+        using var created = await admin.PostAsync("/v1/keys", new StringContent("""{"name":"slow","scopes":["infer"],"requests_per_second":2}"""));
+        var key = (await ServerFixture.JsonAsync(created)).GetProperty("key").GetString();
+        using var client = server.Client(key);
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < 12; i++)
+        {
+            var response = await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                limited ??= response;
+            }
+        }
+
+        Assert.NotNull(limited);
+        Assert.Equal("1", limited.Headers.GetValues("Retry-After").Single());
+        Assert.Equal("rate limit exceeded: this key may make 2 requests per second", (await ServerFixture.JsonAsync(limited)).GetProperty("error").GetString());
+        Assert.InRange(statuses.Count(s => s == HttpStatusCode.OK), 2, 8);
+
+        // Other keys have their own bucket (and the server default here is unlimited).
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Too_many_or_too_large_headers_and_slow_requests_get_their_own_status_and_a_json_error()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["MedServe:Limits:MaxRequestHeaderCount"] = "20",
+            ["MedServe:Limits:MaxRequestHeadersBytes"] = "4096",
+            ["MedServe:Limits:RequestTimeout"] = "00:00:00.300",
+        });
+        using var client = server.Client(server.AdminKey);
+        using (var many = new HttpRequestMessage(HttpMethod.Get, "/v2/models/risk"))
+        {
+            for (var i = 0; i < 25; i++)
+            {
+                many.Headers.Add($"X-Extra-{i}", "1");
+            }
+
+            using var response = await client.SendAsync(many);
+            Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
+            Assert.StartsWith("the request has 2", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+        }
+
+        using (var large = new HttpRequestMessage(HttpMethod.Get, "/v2/models/risk"))
+        {
+            large.Headers.Add("X-Large", new string('a', 5000));
+            using var response = await client.SendAsync(large);
+            Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
+            Assert.EndsWith("at most 4096 are accepted", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+        }
+
+        using var slow = await client.PostAsync("/v2/models/risk/infer", new SlowContent(Encoding.UTF8.GetBytes(RiskBody), TimeSpan.FromSeconds(2)));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, slow.StatusCode);
+        Assert.Equal("the request did not finish within 0.3 s (MedServe:Limits:RequestTimeout)", (await ServerFixture.JsonAsync(slow)).GetProperty("error").GetString());
+    }
+
+    private static async Task Execute(RunningServer server, string sql)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(server.Root, "audit.db")}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Sends the first byte, then stalls: a client that never finishes its request.</summary>
+    private sealed class SlowContent(byte[] body, TimeSpan stall) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(body.AsMemory(0, 1));
+            await stream.FlushAsync();
+            await Task.Delay(stall);
+            await stream.WriteAsync(body.AsMemory(1));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = body.Length;
+            return true;
+        }
+    }
+}
