@@ -7,6 +7,9 @@ local pixels = string.rep("\0\0\0\63", n)
 wrk.method = "POST"
 wrk.path = "/v2/models/resnet18/infer"
 wrk.headers["Inference-Header-Content-Length"] = tostring(#header)
+-- MedServe needs a key (the admin key from <data-dir>/admin.key, or any key with the infer scope).
+local token = os.getenv("AUTH_TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 wrk.body = header .. pixels
 
 done = function(summary, latency, requests)

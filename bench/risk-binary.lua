@@ -18,6 +18,9 @@ local header = '{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","par
 wrk.method = "POST"
 wrk.path = "/v2/models/risk/infer"
 wrk.headers["Inference-Header-Content-Length"] = tostring(#header)
+-- MedServe needs a key (the admin key from <data-dir>/admin.key, or any key with the infer scope).
+local token = os.getenv("AUTH_TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 wrk.body = header .. table.concat(floats)
 
 done = function(summary, latency, requests)

@@ -35,12 +35,15 @@ fi
 for _ in $(seq 1 180); do curl -sf http://127.0.0.1:8600/v2/health/ready >/dev/null && break; sleep 1; done
 sleep 2
 server=$(pgrep -f "app/medserve.dll serve --http-port 8600" | head -1)
+# Every MedServe request carries the admin key the first start wrote (the lua scripts read AUTH_TOKEN).
+export AUTH_TOKEN; AUTH_TOKEN=$(cat "$work/data/admin.key")
+auth=(-H "Authorization: Bearer $AUTH_TOKEN")
 
 log "# MedServe side-by-side benchmark, $(date -u +%FT%TZ), $(nproc) cores, ${secs}s per run"
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
 # One request to each model, then the resident memory at rest.
 for m in risk breast-cancer; do
-  curl -s -o /dev/null http://127.0.0.1:8600/v2/models/$m/infer -d "{\"inputs\":[{\"name\":\"$( [ $m = risk ] && echo input || echo features)\",\"shape\":[1,30],\"datatype\":\"FP32\",\"data\":[$(printf '0.5,%.0s' $(seq 1 29))0.5]}]}"
+  curl -s -o /dev/null "${auth[@]}" http://127.0.0.1:8600/v2/models/$m/infer -d "{\"inputs\":[{\"name\":\"$( [ $m = risk ] && echo input || echo features)\",\"shape\":[1,30],\"datatype\":\"FP32\",\"data\":[$(printf '0.5,%.0s' $(seq 1 29))0.5]}]}"
 done
 wrk -t1 -c1 -d1s -s "$here/resnet18.lua" http://127.0.0.1:8600 >/dev/null
 log "== e. memory: MedServe resident $(rss "$server") MiB at rest with the samples loaded"
@@ -59,11 +62,11 @@ wrk -t2 -c16 -d3s -s "$here/risk.lua" http://127.0.0.1:8700 >/dev/null
 wrk -t2 -c8 -d4s -s "$here/resnet18.lua" http://127.0.0.1:8600 >/dev/null
 $tool grpc-body risk "$work/risk.grpc"
 grpcrun() { # conns
-  local r; r=$(h2load -c$1 -m1 -D $secs -d "$work/risk.grpc" -H 'content-type: application/grpc' -H 'te: trailers' \
+  local r; r=$(h2load -c$1 -m1 -D $secs -d "$work/risk.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
     --log-file="$work/h2-$1.log" http://127.0.0.1:8601/inference.GRPCInferenceService/ModelInfer)
   log "medserve grpc c=$1: $(echo "$r" | awk '/^finished in/ {print $4" req/s"}'), $($tool percentiles "$work/h2-$1.log"), $(echo "$r" | grep '^requests:')"
 }
-h2load -c16 -m1 -D 3 -d "$work/risk.grpc" -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:8601/inference.GRPCInferenceService/ModelInfer >/dev/null
+h2load -c16 -m1 -D 3 -d "$work/risk.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" http://127.0.0.1:8601/inference.GRPCInferenceService/ModelInfer >/dev/null
 
 log "== a-c. risk"
 for c in 1 16 64; do
@@ -76,12 +79,14 @@ done
 log "medserve resident after the risk runs: $(rss "$server") MiB"
 
 log "== metrics cost: risk rest-json c=64 with the histograms on (above) and off (a second server, same data)"
-(cd "$work" && MEDSERVE_METRICS__HISTOGRAMS=false exec dotnet app/medserve.dll serve --http-port 8610 --grpc-port 8611 --data-dir "$work/data" >"$work/server2.log" 2>&1) &
+# A data dir of its own (one server per data dir), the same models.
+(cd "$work" && MEDSERVE_METRICS__HISTOGRAMS=false exec dotnet app/medserve.dll serve --http-port 8610 --grpc-port 8611 --data-dir "$work/data2" --model-repository "$work/data/models" >"$work/server2.log" 2>&1) &
 pids+=($!)
 for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8610/v2/health/ready >/dev/null && break; sleep 1; done
-wrk -t2 -c64 -d8s -s "$here/risk.lua" http://127.0.0.1:8610 >/dev/null
+token2=$(cat "$work/data2/admin.key")
+AUTH_TOKEN=$token2 wrk -t2 -c64 -d8s -s "$here/risk.lua" http://127.0.0.1:8610 >/dev/null
 for round in 1 2; do
-  wrkrun "medserve rest-json histograms-off (round $round)" http://127.0.0.1:8610 "$here/risk.lua" 64
+  AUTH_TOKEN=$token2 wrkrun "medserve rest-json histograms-off (round $round)" http://127.0.0.1:8610 "$here/risk.lua" 64
   wrkrun "medserve rest-json histograms-on (round $round)" http://127.0.0.1:8600 "$here/risk.lua" 64
 done
 kill ${pids[-1]} 2>/dev/null
@@ -89,7 +94,7 @@ kill ${pids[-1]} 2>/dev/null
 log "== d. resnet18, dynamic batching on (the sample's config)"
 for c in 1 8 16; do wrkrun "medserve resnet18 batching" http://127.0.0.1:8600 "$here/resnet18.lua" $c; done
 config='{"name":"resnet18","platform":"onnxruntime_onnx","max_batch_size":32,"input":[{"name":"image","data_type":"TYPE_FP32","dims":[3,224,224]}],"output":[{"name":"embedding","data_type":"TYPE_FP32","dims":[512]}]}'
-curl -sf -X POST http://127.0.0.1:8600/v2/repository/models/resnet18/load -d "{\"parameters\":{\"config\":$(printf '%s' "$config" | /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}}" >/dev/null
+curl -sf -X POST "${auth[@]}" http://127.0.0.1:8600/v2/repository/models/resnet18/load -d "{\"parameters\":{\"config\":$(printf '%s' "$config" | /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}}" >/dev/null
 log "== d. resnet18, dynamic batching off (one instance, requests wait their turn)"
 for c in 1 8 16; do wrkrun "medserve resnet18 no-batching" http://127.0.0.1:8600 "$here/resnet18.lua" $c; done
 log "medserve resident after the resnet18 runs: $(rss "$server") MiB"

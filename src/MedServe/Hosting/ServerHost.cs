@@ -74,7 +74,11 @@ public static class ServerHost
         configure?.Invoke(builder);
         LogRedaction.Apply(builder.Services);
 
+        // Taken last, so a start that fails above leaves no lock behind; the container releases it on dispose.
+        var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir);
+        builder.Services.AddSingleton(_ => dataDirLock);
         var app = builder.Build();
+        app.Services.GetRequiredService<DataDirLock>();
         AnnounceAdminKey(app, server);
         if (server.Tls.Enabled)
         {

@@ -16,23 +16,20 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
     {
         var http = context.GetHttpContext();
         var scope = ScopeAuthorization.RequiredScope(http.GetEndpoint());
-        if (scope is null || !Scopes.IsAudited(scope))
+        var infer = request as ModelInferRequest;
+        if (!trail.Enabled || scope is null || !Scopes.IsAudited(scope))
         {
+            RefuseOtherModels(http, infer);
             return await continuation(request, context).ConfigureAwait(false);
         }
 
-        var infer = request as ModelInferRequest;
         var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
         var patient = infer?.Parameters.TryGetValue(AuditDetails.PatientParameter, out var p) == true && p.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.StringParam
             ? p.StringParam
             : context.RequestHeaders.GetValue(AuditDetails.PatientHeader.ToLowerInvariant());
         try
         {
-            if (infer is not null && !Scopes.Grants(http.User, Scopes.Infer, infer.ModelName))
-            {
-                throw new RpcException(new Status(StatusCode.PermissionDenied, $"the credential lacks the scope 'infer' for model '{infer.ModelName}'"));
-            }
-
+            RefuseOtherModels(http, infer);
             var response = await continuation(request, context).ConfigureAwait(false);
             if (response is ModelInferResponse answered)
             {
@@ -46,6 +43,21 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         {
             await Record(http, resource, e.StatusCode, patient).ConfigureAwait(false);
             throw;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // gRPC answers an unexpected exception with UNKNOWN; the record says so before it leaves.
+            await Record(http, resource, StatusCode.Unknown, patient).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>An <c>infer:&lt;model&gt;</c> key may infer on that model only.</summary>
+    private static void RefuseOtherModels(HttpContext http, ModelInferRequest? infer)
+    {
+        if (infer is not null && !Scopes.Grants(http.User, Scopes.Infer, infer.ModelName))
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"the credential lacks the scope 'infer' for model '{infer.ModelName}'"));
         }
     }
 

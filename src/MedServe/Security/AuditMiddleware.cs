@@ -22,6 +22,11 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
     {
         var requestId = string.Create(CultureInfo.InvariantCulture, $"{Prefix}-{Interlocked.Increment(ref _counter):x}");
         context.Response.Headers[RequestIdHeader] = requestId;
+        if (!trail.Enabled)
+        {
+            return next(context);
+        }
+
         var scope = ScopeAuthorization.RequiredScope(context.GetEndpoint());
         var details = new AuditDetails();
         context.Features.Set(details);

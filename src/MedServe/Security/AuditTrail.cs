@@ -10,6 +10,8 @@ namespace MedServe.Security;
 /// </summary>
 public sealed partial class AuditTrail(AuditLog log, Pseudonymizer pseudonyms, TimeProvider time, IOptions<Hosting.ServerOptions> options, ILogger<AuditTrail> logger)
 {
+    public bool Enabled { get; } = options.Value.Audit.Enabled;
+
     public static string Actor(ClaimsPrincipal user) =>
         user.Identity is { IsAuthenticated: true, Name: { } name } ? name : "anonymous";
 

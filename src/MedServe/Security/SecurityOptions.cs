@@ -32,6 +32,9 @@ public sealed class JwtOptions
 /// <summary>MedServe:Audit.</summary>
 public sealed class AuditOptions
 {
+    /// <summary>Off only to measure what auditing costs (bench/), and only on loopback; a clinical deployment leaves it on.</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>When the audit store cannot be written: true fails the request (no answer without a record); false answers and logs the failure.</summary>
     public bool FailClosed { get; set; } = true;
 

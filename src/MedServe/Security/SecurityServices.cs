@@ -72,6 +72,11 @@ public static class SecurityServices
             missing.Add("authentication is off (remove MedServe:Auth:Enabled=false)");
         }
 
+        if (!server.Audit.Enabled)
+        {
+            missing.Add("auditing is off (remove MedServe:Audit:Enabled=false)");
+        }
+
         if (missing.Count > 0)
         {
             throw new OptionsValidationException(ServerOptions.Section, typeof(ServerOptions),
