@@ -20,6 +20,7 @@ public sealed class AuditLog : IAsyncDisposable
     private readonly System.Security.Cryptography.ECDsa _signer;
     private readonly int _checkpointEvery;
     private readonly Task _writer;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _sequence;
     private string _head = AuditRecord.Genesis;
 
@@ -28,7 +29,21 @@ public sealed class AuditLog : IAsyncDisposable
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
         _signer = signer;
         _checkpointEvery = checkpointEvery;
-        _writer = Task.Run(WriteLoopAsync);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                WriteLoop();
+                _stopped.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                _stopped.TrySetException(e);
+            }
+        })
+        { IsBackground = true, Name = "audit writer" };
+        thread.Start();
+        _writer = _stopped.Task;
     }
 
     /// <summary>Records committed so far (and so batches): for measuring group commit.</summary>
@@ -184,81 +199,132 @@ public sealed class AuditLog : IAsyncDisposable
         await _writer.ConfigureAwait(false);
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// The one writer, on a thread of its own (a commit blocks on fsync; the thread pool should not),
+    /// over one connection with its statements prepared once: per batch only BEGIN, the inserts and
+    /// the COMMIT remain.
+    /// </summary>
+    private void WriteLoop()
     {
         var batch = new List<(AuditEvent Event, TaskCompletionSource Done)>();
-        while (await _pending.Reader.WaitToReadAsync().ConfigureAwait(false))
+        Writer? writer = null;
+        try
         {
-            batch.Clear();
-            while (batch.Count < 10_000 && _pending.Reader.TryRead(out var item))
+            while (_pending.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
             {
-                batch.Add(item);
-            }
-
-            try
-            {
-                await CommitAsync(batch).ConfigureAwait(false);
-                foreach (var (_, done) in batch)
+                batch.Clear();
+                while (batch.Count < 10_000 && _pending.Reader.TryRead(out var item))
                 {
-                    done.TrySetResult();
+                    batch.Add(item);
                 }
-            }
-            catch (Exception e) when (e is SqliteException or IOException)
-            {
-                // Fail closed: the callers learn their record is not durable.
-                foreach (var (_, done) in batch)
+
+                try
                 {
-                    done.TrySetException(new InvalidOperationException($"the audit record could not be written: {e.Message}", e));
+                    writer ??= new Writer(_connectionString);
+                    Commit(writer, batch);
+                    foreach (var (_, done) in batch)
+                    {
+                        done.TrySetResult();
+                    }
+                }
+                catch (Exception e) when (e is SqliteException or IOException or InvalidOperationException)
+                {
+                    // Fail closed: the callers learn their record is not durable. The next batch starts on a fresh connection.
+                    writer?.Dispose();
+                    writer = null;
+                    foreach (var (_, done) in batch)
+                    {
+                        done.TrySetException(new InvalidOperationException($"the audit record could not be written: {e.Message}", e));
+                    }
                 }
             }
         }
+        finally
+        {
+            writer?.Dispose();
+        }
     }
 
-    private async Task CommitAsync(List<(AuditEvent Event, TaskCompletionSource Done)> batch)
+    private void Commit(Writer writer, List<(AuditEvent Event, TaskCompletionSource Done)> batch)
     {
-        await using var connection = await OpenConnectionAsync(CancellationToken.None).ConfigureAwait(false);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync().ConfigureAwait(false);
+        using var transaction = writer.Connection.BeginTransaction();
+        writer.Insert.Transaction = transaction;
+        writer.Checkpoint.Transaction = transaction;
         var sequence = _sequence;
         var head = _head;
-        await using var insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO audit_records VALUES ($seq, $t, $actor, $action, $resource, $outcome, $rid, $client, $patient, $prev, $hash);";
-        var p = new[] { "$seq", "$t", "$actor", "$action", "$resource", "$outcome", "$rid", "$client", "$patient", "$prev", "$hash" }.Select(n => insert.Parameters.Add(new SqliteParameter { ParameterName = n })).ToArray();
-        var checkpoints = new List<(long Seq, string Hash)>();
+        var p = writer.InsertParameters;
         foreach (var (e, _) in batch)
         {
             sequence++;
             var hash = AuditRecord.ComputeHash(sequence, e, head);
-            object[] values = [sequence, e.Time.ToUnixTimeMilliseconds(), e.Actor, e.Action, e.Resource, e.Outcome, e.RequestId, e.ClientAddress, e.PatientPseudonym, head, hash];
-            for (var i = 0; i < values.Length; i++)
-            {
-                p[i].Value = values[i];
-            }
-
-            await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
+            p[0].Value = sequence;
+            p[1].Value = e.Time.ToUnixTimeMilliseconds();
+            p[2].Value = e.Actor;
+            p[3].Value = e.Action;
+            p[4].Value = e.Resource;
+            p[5].Value = e.Outcome;
+            p[6].Value = e.RequestId;
+            p[7].Value = e.ClientAddress;
+            p[8].Value = e.PatientPseudonym;
+            p[9].Value = head;
+            p[10].Value = hash;
+            writer.Insert.ExecuteNonQuery();
             if (sequence % _checkpointEvery == 0)
             {
-                checkpoints.Add((sequence, hash));
+                writer.Checkpoint.Parameters[0].Value = sequence;
+                writer.Checkpoint.Parameters[1].Value = hash;
+                writer.Checkpoint.Parameters[2].Value = Convert.ToBase64String(_signer.SignData(System.Text.Encoding.UTF8.GetBytes($"{sequence}:{hash}"), System.Security.Cryptography.HashAlgorithmName.SHA256));
+                writer.Checkpoint.ExecuteNonQuery();
             }
 
             head = hash;
         }
 
-        foreach (var (seq, hash) in checkpoints)
-        {
-            await using var checkpoint = connection.CreateCommand();
-            checkpoint.Transaction = transaction;
-            checkpoint.CommandText = "INSERT INTO audit_checkpoints VALUES ($s, $h, $sig);";
-            checkpoint.Parameters.AddWithValue("$s", seq);
-            checkpoint.Parameters.AddWithValue("$h", hash);
-            checkpoint.Parameters.AddWithValue("$sig", Convert.ToBase64String(_signer.SignData(System.Text.Encoding.UTF8.GetBytes($"{seq}:{hash}"), System.Security.Cryptography.HashAlgorithmName.SHA256)));
-            await checkpoint.ExecuteNonQueryAsync().ConfigureAwait(false);
-        }
-
-        await transaction.CommitAsync().ConfigureAwait(false);
+        transaction.Commit();
         _sequence = sequence;
         _head = head;
         Commits++;
+    }
+
+    /// <summary>The writer's connection and prepared statements.</summary>
+    private sealed class Writer : IDisposable
+    {
+        public Writer(string connectionString)
+        {
+            Connection = new SqliteConnection(connectionString);
+            Connection.Open();
+            using (var pragma = Connection.CreateCommand())
+            {
+                pragma.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;";
+                pragma.ExecuteNonQuery();
+            }
+
+            Insert = Connection.CreateCommand();
+            Insert.CommandText = "INSERT INTO audit_records VALUES ($seq, $t, $actor, $action, $resource, $outcome, $rid, $client, $patient, $prev, $hash);";
+            InsertParameters = new[] { "$seq", "$t", "$actor", "$action", "$resource", "$outcome", "$rid", "$client", "$patient", "$prev", "$hash" }
+                .Select(n => Insert.Parameters.Add(new SqliteParameter { ParameterName = n, Value = DBNull.Value })).ToArray();
+            Checkpoint = Connection.CreateCommand();
+            Checkpoint.CommandText = "INSERT INTO audit_checkpoints VALUES ($s, $h, $sig);";
+            foreach (var n in new[] { "$s", "$h", "$sig" })
+            {
+                Checkpoint.Parameters.Add(new SqliteParameter { ParameterName = n, Value = DBNull.Value });
+            }
+        }
+
+        public SqliteConnection Connection { get; }
+
+        public SqliteCommand Insert { get; }
+
+        public SqliteParameter[] InsertParameters { get; }
+
+        public SqliteCommand Checkpoint { get; }
+
+        public void Dispose()
+        {
+            Insert.Dispose();
+            Checkpoint.Dispose();
+            Connection.Dispose();
+        }
     }
 
     private async Task<SqliteConnection> OpenConnectionAsync(CancellationToken cancellationToken)
