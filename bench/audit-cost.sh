@@ -4,7 +4,7 @@
 #   secure   the default: API key checked, every inference audited (durable before the answer)
 #   no-audit the key checked, auditing off (MEDSERVE_AUDIT__ENABLED=false, loopback only)
 #   open     authentication and auditing off (what MedServe was before issue 5)
-# Needs: wrk, h2load (nghttp2-client). Usage: bench/audit-cost.sh [seconds per run, default 8]
+# Needs: wrk, h2load (nghttp2-client). Usage: [CONCURRENCY="16 64"] bench/audit-cost.sh [seconds per run, default 8]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -48,13 +48,13 @@ grpcrun() { # name port conns
 log "# MedServe security cost, $(date -u +%FT%TZ), $(nproc) cores, ${secs}s per run"
 for port in 8800 8810 8820; do AUTH_TOKEN=${token[$port]} wrk -t2 -c64 -d4s -s "$here/risk.lua" "http://127.0.0.1:$port" >/dev/null; done
 for round in 1 2; do
-  for c in 16 64; do
+  for c in ${CONCURRENCY:-16 64}; do
     wrkrun "open     (round $round)" 8820 $c
     wrkrun "no-audit (round $round)" 8810 $c
     wrkrun "secure   (round $round)" 8800 $c
   done
 done
-for c in 16 64; do
+for c in ${CONCURRENCY:-16 64}; do
   grpcrun "open    " 8820 $c
   grpcrun "secure  " 8800 $c
 done

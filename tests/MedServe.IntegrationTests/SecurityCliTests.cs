@@ -1,0 +1,91 @@
+using System.CommandLine;
+using System.Net;
+using System.Text.Json;
+using MedServe.Cli;
+using MedServe.IntegrationTests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary><c>medserve keys</c> through a running server, and <c>medserve audit</c> on a data dir's files.</summary>
+public sealed class SecurityCliTests
+{
+    private const string RiskBody = """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}""";
+
+    [Fact]
+    public async Task Keys_are_created_listed_and_revoked_from_the_command_line_and_audit_verify_and_export_read_the_files()
+    {
+        var copy = Path.Combine(Path.GetTempPath(), "medserve-audit-copy-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (var server = await RunningServer.StartAsync(new Dictionary<string, string?>()))
+            {
+                var url = server.HttpAddress.ToString().TrimEnd('/');
+                Assert.Equal(0, await Run("keys", "create", "--name", "cli-ward", "--scopes", "infer:risk", "models:read", "--rate-limit", "5", "--server", url, "--api-key", server.AdminKey));
+                Assert.Equal(0, await Run("keys", "list", "--server", url, "--api-key", server.AdminKey));
+                Assert.NotEqual(0, await Run("keys", "create", "--name", "cli-bad", "--scopes", "root", "--server", url, "--api-key", server.AdminKey));
+                Assert.NotEqual(0, await Run("keys", "list", "--server", url, "--api-key", "ms_0000_nope"));
+
+                using var admin = server.Client(server.AdminKey);
+                var key = JsonDocument.Parse(await admin.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys").EnumerateArray()
+                    .Single(k => k.GetProperty("name").GetString() == "cli-ward");
+                Assert.Equal(["infer:risk", "models:read"], key.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+                Assert.Equal(5, key.GetProperty("requests_per_second").GetInt32());
+
+                Assert.Equal(0, await Run("keys", "revoke", "cli-ward", "--server", url, "--api-key", server.AdminKey));
+                Assert.NotEqual(0, await Run("keys", "revoke", "cli-ward", "--server", url, "--api-key", server.AdminKey));
+                key = JsonDocument.Parse(await admin.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys").EnumerateArray()
+                    .Single(k => k.GetProperty("name").GetString() == "cli-ward");
+                Assert.NotEqual(JsonValueKind.Null, key.GetProperty("revoked_at").ValueKind);
+
+                for (var i = 0; i < 5; i++)
+                {
+                    Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+                }
+
+                Assert.Equal(0, await Run("audit", "verify", "--data-dir", server.Root));
+                var export = Path.Combine(Path.GetTempPath(), $"medserve-export-{Guid.NewGuid():N}.ndjson");
+                Assert.Equal(0, await Run("audit", "export", "--data-dir", server.Root, "--from", "2000-01-01T00:00:00Z", "--out", export));
+                var events = File.ReadAllLines(export).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+                File.Delete(export);
+                Assert.Equal(5, events.Count(e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "POST /v2/models/{model}/infer"));
+                Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "DELETE /v1/keys/{name}");
+                Assert.Equal(2, await Run("audit", "export", "--data-dir", server.Root, "--from", "last tuesday"));
+
+                // The server is idle: copy what an auditor would receive.
+                Directory.CreateDirectory(Path.Combine(copy, "secrets"));
+                foreach (var file in new[] { "audit.db", "audit.db-wal", Path.Combine("secrets", "audit-signing.pub.pem") })
+                {
+                    if (File.Exists(Path.Combine(server.Root, file)))
+                    {
+                        using var source = new FileStream(Path.Combine(server.Root, file), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                        using var target = File.Create(Path.Combine(copy, file));
+                        await source.CopyToAsync(target);
+                    }
+                }
+            }
+
+            Assert.Equal(0, await Run("audit", "verify", "--data-dir", copy));
+            await using (var connection = new SqliteConnection($"Data Source={Path.Combine(copy, "audit.db")};Pooling=False"))
+            {
+                await connection.OpenAsync();
+                await using var tamper = connection.CreateCommand();
+                tamper.CommandText = "UPDATE audit_records SET outcome = '418' WHERE seq = 2;";
+                Assert.Equal(1, await tamper.ExecuteNonQueryAsync());
+            }
+
+            Assert.Equal(1, await Run("audit", "verify", "--data-dir", copy));
+            Assert.Equal(2, await Run("audit", "verify", "--data-dir", Path.Combine(copy, "nothing-here")));
+        }
+        finally
+        {
+            if (Directory.Exists(copy))
+            {
+                Directory.Delete(copy, recursive: true);
+            }
+        }
+    }
+
+    private static Task<int> Run(params string[] args) =>
+        new RootCommand { KeysCommand.Create(), AuditCommand.Create() }.Parse(args).InvokeAsync();
+}
