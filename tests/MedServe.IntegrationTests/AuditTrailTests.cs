@@ -122,5 +122,5 @@ public sealed class AuditTrailTests(ServerFixture server)
     }
 
     private async Task<IReadOnlyList<AuditRecord>> Records() =>
-        await server.Service<AuditLog>().ReadAsync(1, int.MaxValue);
+        await server.Service<IAuditStore>().ReadAsync(1, int.MaxValue);
 }

@@ -46,7 +46,7 @@ public sealed class SecuritySettingsTests
                 Assert.Equal(HttpStatusCode.OK, (await reader.GetAsync("/v2/models/risk")).StatusCode);
                 using var inferred = await reader.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
                 Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
-                var record = (await server.Services.GetRequiredService<AuditLog>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
+                var record = (await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
                 Assert.Equal("jwt:dr.house", record.Event.Actor);
                 Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsync("/v2/repository/models/risk/unload", null)).StatusCode);
             }
@@ -105,7 +105,7 @@ public sealed class SecuritySettingsTests
 
         await Execute(server, "DROP TRIGGER broken_disk;");
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
-        var verdict = await server.Services.GetRequiredService<AuditLog>().VerifyAsync();
+        var verdict = await server.Services.GetRequiredService<IAuditStore>().VerifyAsync();
         Assert.True(verdict.Intact, verdict.Problem);
     }
 
@@ -117,7 +117,7 @@ public sealed class SecuritySettingsTests
         await Execute(server, "CREATE TRIGGER broken_disk BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk failure'); END;");
         using var answered = await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
-        Assert.Empty(await server.Services.GetRequiredService<AuditLog>().ReadAsync(1, 1000));
+        Assert.Empty(await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000));
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public static class AuditApi
         return routes;
     }
 
-    private static async Task Verify(HttpContext context, AuditLog log)
+    private static async Task Verify(HttpContext context, IAuditStore log)
     {
         var verdict = await log.VerifyAsync(context.RequestAborted).ConfigureAwait(false);
         await ApiResponses.WriteJsonAsync(context.Response, verdict.Intact ? StatusCodes.Status200OK : StatusCodes.Status409Conflict, w =>
@@ -43,7 +43,7 @@ public static class AuditApi
     }
 
     /// <summary><c>?from=&amp;to=</c> (ISO 8601; from inclusive, to exclusive; both optional).</summary>
-    private static async Task Export(HttpContext context, AuditLog log)
+    private static async Task Export(HttpContext context, IAuditStore log)
     {
         if (!TryTime(context.Request.Query["from"], DateTimeOffset.MinValue, out var from) || !TryTime(context.Request.Query["to"], DateTimeOffset.MaxValue, out var to))
         {

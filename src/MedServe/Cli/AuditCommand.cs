@@ -75,7 +75,7 @@ internal static class AuditCommand
         return command;
     }
 
-    private static async Task<AuditLog?> Open(string dataDir)
+    private static async Task<SqliteAuditStore?> Open(string dataDir)
     {
         var secrets = new ServerSecrets(Path.GetFullPath(dataDir));
         var database = Path.Combine(Path.GetFullPath(dataDir), "audit.db");
@@ -87,7 +87,7 @@ internal static class AuditCommand
 
         var key = ECDsa.Create();
         key.ImportFromPem(await File.ReadAllTextAsync(secrets.AuditVerifyingKeyPath));
-        return await AuditLog.OpenAsync(database, key);
+        return await SqliteAuditStore.OpenAsync(database, key);
     }
 
     private static bool TryTime(string? text, DateTimeOffset absent, out DateTimeOffset time)

@@ -8,7 +8,7 @@ namespace MedServe.Security;
 /// Turns a finished request into an audit record and waits for it to be durable. The patient
 /// identifier becomes a pseudonym here and goes no further.
 /// </summary>
-public sealed partial class AuditTrail(AuditLog log, Pseudonymizer pseudonyms, TimeProvider time, IOptions<Hosting.ServerOptions> options, ILogger<AuditTrail> logger)
+public sealed partial class AuditTrail(IAuditStore log, Pseudonymizer pseudonyms, TimeProvider time, IOptions<Hosting.ServerOptions> options, ILogger<AuditTrail> logger)
 {
     public bool Enabled { get; } = options.Value.Audit.Enabled;
 

@@ -19,7 +19,8 @@ public static class SecurityServices
         services.AddSingleton(secrets);
         services.AddSingleton(sp => ApiKeyStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "keys.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.AddSingleton(_ => new Pseudonymizer(secrets.PseudonymSecret()));
-        services.AddSingleton(_ => AuditLog.OpenAsync(Path.Combine(server.ResolvedDataDir, "audit.db"), secrets.AuditSigningKey(), server.Audit.CheckpointEvery).GetAwaiter().GetResult());
+        services.AddSingleton(_ => SqliteAuditStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "audit.db"), secrets.AuditSigningKey(), server.Audit.CheckpointEvery).GetAwaiter().GetResult());
+        services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<SqliteAuditStore>());
         services.AddSingleton<AuditTrail>();
         services.AddSingleton<AuditGrpcInterceptor>();
 

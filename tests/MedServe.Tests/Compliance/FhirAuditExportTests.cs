@@ -14,9 +14,9 @@ public sealed class FhirAuditExportTests : IAsyncLifetime
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-fhir-audit-" + Guid.NewGuid().ToString("N"));
     private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private AuditLog _log = null!;
+    private SqliteAuditStore _log = null!;
 
-    public async Task InitializeAsync() => _log = await AuditLog.OpenAsync(Path.Combine(_root, "audit.db"), _key, checkpointEvery: 100);
+    public async Task InitializeAsync() => _log = await SqliteAuditStore.OpenAsync(Path.Combine(_root, "audit.db"), _key, checkpointEvery: 100);
 
     public async Task DisposeAsync()
     {

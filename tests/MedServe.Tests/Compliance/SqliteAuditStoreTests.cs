@@ -4,15 +4,15 @@ using Microsoft.Data.Sqlite;
 
 namespace MedServe.Tests.Compliance;
 
-public sealed class AuditLogTests : IAsyncLifetime
+public sealed class SqliteAuditStoreTests : IAsyncLifetime
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-audit-" + Guid.NewGuid().ToString("N"));
     private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private AuditLog _log = null!;
+    private SqliteAuditStore _log = null!;
 
     private string DbPath => Path.Combine(_root, "audit.db");
 
-    public async Task InitializeAsync() => _log = await AuditLog.OpenAsync(DbPath, _key, checkpointEvery: 100);
+    public async Task InitializeAsync() => _log = await SqliteAuditStore.OpenAsync(DbPath, _key, checkpointEvery: 100);
 
     public async Task DisposeAsync()
     {
@@ -42,7 +42,7 @@ public sealed class AuditLogTests : IAsyncLifetime
     {
         await _log.AppendAsync(Event(1));
         await _log.DisposeAsync();
-        _log = await AuditLog.OpenAsync(DbPath, _key);
+        _log = await SqliteAuditStore.OpenAsync(DbPath, _key);
         await _log.AppendAsync(Event(2));
 
         var verdict = await _log.VerifyAsync();

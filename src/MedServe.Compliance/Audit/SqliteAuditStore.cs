@@ -13,7 +13,7 @@ public sealed record AuditVerdict(bool Intact, long Records, long? FirstBadSeque
 /// their tasks, so an answered request's record is durable (synchronous=FULL) before the answer
 /// leaves. Checkpoints sign the chain's head with the server's ECDSA key every N records.
 /// </summary>
-public sealed class AuditLog : IAsyncDisposable
+public sealed class SqliteAuditStore : IAuditStore, IAsyncDisposable
 {
     private readonly Channel<(AuditEvent Event, TaskCompletionSource Done)> _pending = Channel.CreateUnbounded<(AuditEvent, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly string _connectionString;
@@ -24,7 +24,7 @@ public sealed class AuditLog : IAsyncDisposable
     private long _sequence;
     private string _head = AuditRecord.Genesis;
 
-    private AuditLog(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery)
+    private SqliteAuditStore(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery)
     {
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString();
         _signer = signer;
@@ -49,7 +49,7 @@ public sealed class AuditLog : IAsyncDisposable
     /// <summary>Records committed so far (and so batches): for measuring group commit.</summary>
     public long Commits { get; private set; }
 
-    public static async Task<AuditLog> OpenAsync(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery = 1000)
+    public static async Task<SqliteAuditStore> OpenAsync(string path, System.Security.Cryptography.ECDsa signer, int checkpointEvery = 1000)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString()))
@@ -66,7 +66,7 @@ public sealed class AuditLog : IAsyncDisposable
             await command.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
 
-        var log = new AuditLog(path, signer, checkpointEvery);
+        var log = new SqliteAuditStore(path, signer, checkpointEvery);
         var last = (await log.ReadAsync(long.MaxValue - 1, 1, descending: true).ConfigureAwait(false)).FirstOrDefault();
         if (last is not null)
         {
