@@ -111,6 +111,20 @@ public sealed class AuditTrailTests(ServerFixture server)
         Assert.Equal("", await none.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task Loading_the_repository_at_start_is_recorded_as_the_systems_configuration_load()
+    {
+        // The start-up work (load, reconcile, records) is one background task: wait for it, not for a clock.
+        var startup = server.Service<IEnumerable<Microsoft.Extensions.Hosting.IHostedService>>().OfType<Microsoft.Extensions.Hosting.BackgroundService>()
+            .Single(s => s.GetType().Name == "ModelRepositoryService");
+        await startup.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
+
+        var system = (await Records()).Where(r => r.Event.Actor == "system").Select(r => r.Event).ToList();
+        Assert.Contains(system, e => (e.Action, e.Resource, e.Outcome) == ("startup load", "risk/1", "READY"));
+        Assert.Equal(system.Count, system.Select(e => e.RequestId).Distinct().Count());
+        Assert.Contains(system, e => e.Resource == "corrupt" && e.Outcome == "UNAVAILABLE");
+    }
+
     private async Task<AuditEvent> RecordOf(HttpResponseMessage response) =>
         await Find(response) ?? throw new Xunit.Sdk.XunitException($"no audit record for request {string.Join(",", response.Headers.GetValues("X-Request-Id"))}");
 

@@ -7,10 +7,10 @@ using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
+using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using MedServe.Security;
 
 namespace MedServe.Http.Registry;
 

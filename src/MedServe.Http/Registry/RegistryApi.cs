@@ -4,10 +4,10 @@ using MedServe.Http.V2;
 using MedServe.Registry;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Store;
+using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using MedServe.Security;
 
 namespace MedServe.Http.Registry;
 

@@ -4,12 +4,12 @@ using MedServe.Http.Codec;
 using MedServe.Inference;
 using MedServe.Lifecycle;
 using MedServe.Repository;
+using MedServe.Security;
 using MedServe.Tensors;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
-using MedServe.Security;
 
 namespace MedServe.Http.V2;
 

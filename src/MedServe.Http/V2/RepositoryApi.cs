@@ -2,10 +2,10 @@ using System.Text.Json;
 using MedServe.Http.Codec;
 using MedServe.Inference;
 using MedServe.Lifecycle;
+using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using MedServe.Security;
 
 namespace MedServe.Http.V2;
 

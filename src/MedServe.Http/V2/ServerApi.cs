@@ -1,8 +1,8 @@
 using MedServe.Lifecycle;
+using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using MedServe.Security;
 
 namespace MedServe.Http.V2;
 

@@ -2,11 +2,11 @@ using System.Globalization;
 using System.Text.Json;
 using MedServe.Inference;
 using MedServe.Lifecycle;
+using MedServe.Security;
 using MedServe.Statistics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using MedServe.Security;
 
 namespace MedServe.Http.V2;
 

@@ -12,7 +12,7 @@ namespace MedServe.Hosting;
 /// is live but not ready.
 /// </summary>
 internal sealed partial class ModelRepositoryService(
-    ModelManager models, IRegistryStore registry, ServingReconciler reconciler, IOptions<ServerOptions> options, ILogger<ModelRepositoryService> logger) : BackgroundService
+    ModelManager models, IRegistryStore registry, ServingReconciler reconciler, Security.AuditTrail audit, IOptions<ServerOptions> options, ILogger<ModelRepositoryService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -34,6 +34,21 @@ internal sealed partial class ModelRepositoryService(
             await reconciler.ReconcileAsync(model.Name, stoppingToken).ConfigureAwait(false);
         }
 
+        // Loading the repository is a configuration load like any other: one record per model version, actor "system".
+        foreach (var entry in models.Index(readyOnly: false))
+        {
+            var resource = entry.Version is { } version ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{entry.Name}/{version}") : entry.Name;
+            try
+            {
+                await audit.RecordSystemAsync("startup load", resource, entry.State?.ToString().ToUpperInvariant() ?? "UNKNOWN").ConfigureAwait(false);
+            }
+            catch (InvalidOperationException e)
+            {
+                // The server keeps running: with a broken audit store every audited request fails closed anyway.
+                LogStartupNotAudited(resource, e.Message);
+            }
+        }
+
         NativeMemory.Trim();
         LogReady(models.ReadyVersions().Count);
     }
@@ -49,4 +64,7 @@ internal sealed partial class ModelRepositoryService(
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Ready: {Count} model version(s) loaded")]
     private partial void LogReady(int count);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The start-up load of {Resource} could not be audited: {Reason}")]
+    private partial void LogStartupNotAudited(string resource, string reason);
 }

@@ -1,19 +1,19 @@
 using System.Net;
 using MedServe.Backends;
+using MedServe.Compliance.Access;
 using MedServe.Grpc;
+using MedServe.Http;
+using MedServe.Http.Admin;
+using MedServe.Lifecycle;
+using MedServe.Logging;
+using MedServe.Onnx;
 using MedServe.Registry;
 using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using MedServe.Http;
-using MedServe.Lifecycle;
-using MedServe.Compliance.Access;
-using MedServe.Http.Admin;
-using MedServe.Logging;
-using MedServe.Onnx;
 using MedServe.Security;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 

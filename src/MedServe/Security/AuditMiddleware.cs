@@ -14,13 +14,12 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
 {
     public const string RequestIdHeader = "X-Request-Id";
 
-    // Unique across restarts without a clock: a random prefix per process and a counter.
     private static readonly string Prefix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
     private static long _counter;
 
     public Task InvokeAsync(HttpContext context)
     {
-        var requestId = string.Create(CultureInfo.InvariantCulture, $"{Prefix}-{Interlocked.Increment(ref _counter):x}");
+        var requestId = NewRequestId();
         context.Response.Headers[RequestIdHeader] = requestId;
         if (!trail.Enabled)
         {
@@ -33,6 +32,9 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
         context.Response.OnStarting(() => RecordAsync(context, details, scope, requestId));
         return next(context);
     }
+
+    /// <summary>Unique across restarts without a clock: a random prefix per process and a counter.</summary>
+    public static string NewRequestId() => string.Create(CultureInfo.InvariantCulture, $"{Prefix}-{Interlocked.Increment(ref _counter):x}");
 
     private Task RecordAsync(HttpContext context, AuditDetails details, string? scope, string requestId)
     {

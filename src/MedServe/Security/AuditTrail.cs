@@ -30,6 +30,12 @@ public sealed partial class AuditTrail(IAuditStore log, Pseudonymizer pseudonyms
         }
     }
 
+    /// <summary>An action the server takes by itself (loading the repository at start): actor <c>system</c>.</summary>
+    public Task RecordSystemAsync(string action, string resource, string outcome) =>
+        Enabled ? RecordAsync(SystemActor, action, resource, outcome, AuditMiddleware.NewRequestId(), "", null) : Task.CompletedTask;
+
+    private static readonly ClaimsPrincipal SystemActor = new(new ClaimsIdentity([new Claim(ClaimTypes.Name, "system")], "medserve"));
+
     [LoggerMessage(Level = LogLevel.Error, Message = "Audit record for {Action} (request {RequestId}) was NOT written and the request was answered (Audit:FailClosed is false): {Reason}")]
     private static partial void LogNotRecorded(ILogger logger, string action, string requestId, string reason);
 }

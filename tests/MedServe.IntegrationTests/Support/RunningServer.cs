@@ -57,7 +57,10 @@ public sealed class RunningServer : IAsyncDisposable
 
         var app = ServerHost.Build(overrides, configure);
         await app.StartAsync();
-        await app.Services.GetRequiredService<MedServe.Lifecycle.ModelManager>().WhenReady.WaitAsync(TimeSpan.FromMinutes(1));
+        // All the start-up work (load, reconcile, its audit records), so a test that breaks the audit store breaks only its own requests.
+        var startup = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Microsoft.Extensions.Hosting.BackgroundService>()
+            .Single(s => s.GetType().Name == "ModelRepositoryService");
+        await startup.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
         return new RunningServer(app, root);
     }
 
