@@ -30,6 +30,7 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
     public async Task A_thousand_hostile_requests_get_4xx_json_errors_and_the_server_still_serves()
     {
         var random = new Random(20261127);
+        var headerRandom = new Random(5); // a stream of its own, so the bodies stay the same sequence
         var statuses = new Dictionary<int, int>();
         var failures = new List<string>();
         for (var i = 0; i < Count; i++)
@@ -46,6 +47,7 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
                 }
             }
 
+            AddHostileHeaders(request, headerRandom);
             using var response = await server.Client.SendAsync(request);
             var status = (int)response.StatusCode;
             statuses[status] = statuses.GetValueOrDefault(status) + 1;
@@ -90,6 +92,32 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
         string? headerLength = random.Next(4) == 0 ? Pick(random, "-1", "abc", "999999999", "0", body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), "5") : null;
         var contentType = random.Next(5) == 0 ? Pick(random, "multipart/form-data; boundary=zz", "text/plain", "application/x-www-form-urlencoded") : "application/json";
         return (method, path, body, headerLength, contentType);
+    }
+
+    /// <summary>One request in four gets a mangled credential, a strange patient header, too many headers or a huge one.</summary>
+    private static void AddHostileHeaders(HttpRequestMessage request, Random random)
+    {
+        switch (random.Next(16))
+        {
+            case 0:
+                request.Headers.TryAddWithoutValidation("Authorization", Pick(random,
+                    "Bearer", "Bearer ", "Basic YTpi", "bearer ms_", "Bearer ms_x_y_z", "Bearer ms__", "Bearer " + new string('k', 4000),
+                    "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "Bearer ms_0123456789abcdef_" + new string('A', 43), "Negotiate abc"));
+                break;
+            case 1:
+                request.Headers.TryAddWithoutValidation("X-Patient-Id", Pick(random, "", " ", new string('9', 3000), "p@tient=1&x=\"y\"", "1;DROP TABLE audit_records"));
+                break;
+            case 2:
+                for (var i = 0; i < 70; i++)
+                {
+                    request.Headers.TryAddWithoutValidation($"X-Hostile-{i}", "1");
+                }
+
+                break;
+            case 3:
+                request.Headers.TryAddWithoutValidation("X-Hostile", new string('h', random.Next(17_000, 60_000)));
+                break;
+        }
     }
 
     private static string ValidLooking(Random random)
