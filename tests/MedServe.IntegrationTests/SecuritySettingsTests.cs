@@ -185,6 +185,33 @@ public sealed class SecuritySettingsTests
         Assert.Equal("the request did not finish within 0.3 s (MedServe:Limits:RequestTimeout)", (await ServerFixture.JsonAsync(slow)).GetProperty("error").GetString());
     }
 
+    [Fact]
+    public async Task Stored_data_is_encrypted_under_a_master_key_created_owner_only_or_the_configured_one()
+    {
+        await using (var server = await RunningServer.StartAsync(new Dictionary<string, string?>()))
+        {
+            var crypto = server.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>();
+            var envelope = crypto.Encrypt("prediction for MRN-1"u8);
+            Assert.Equal("k1", MedServe.Compliance.Encryption.EnvelopeEncryption.KeyId(envelope));
+            Assert.Equal("prediction for MRN-1"u8.ToArray(), crypto.Decrypt(envelope));
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(server.Root, "secrets", "master.keys")));
+            }
+        }
+
+        var rotated = $"k1:{Convert.ToBase64String(new byte[32])};r7:{Convert.ToBase64String(Enumerable.Repeat((byte)7, 32).ToArray())}";
+        await using (var server = await RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Encryption:MasterKeys"] = rotated }))
+        {
+            var envelope = server.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>().Encrypt("x"u8);
+            Assert.Equal("r7", MedServe.Compliance.Encryption.EnvelopeEncryption.KeyId(envelope));
+        }
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Encryption:MasterKeys"] = "k1:tooshort" }));
+        Assert.Contains("Encryption: master key 'k1' is", error.Message);
+    }
+
     private static async Task Execute(RunningServer server, string sql)
     {
         await using var connection = new SqliteConnection($"Data Source={Path.Combine(server.Root, "audit.db")}");

@@ -79,6 +79,22 @@ public static class ServerHost
         builder.Services.AddSingleton(_ => dataDirLock);
         var app = builder.Build();
         app.Services.GetRequiredService<DataDirLock>();
+        try
+        {
+            // Now, not at the first use: a master key that cannot be read stops the start.
+            app.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>();
+        }
+        catch (System.Security.Cryptography.CryptographicException e)
+        {
+            dataDirLock.Dispose();
+            throw new OptionsValidationException(ServerOptions.Section, typeof(EncryptionOptions), [$"Encryption: {e.Message}"]);
+        }
+        catch (OptionsValidationException)
+        {
+            dataDirLock.Dispose();
+            throw;
+        }
+
         AnnounceAdminKey(app, server);
         if (server.Tls.Enabled)
         {

@@ -31,6 +31,8 @@ public sealed class ServerOptions
 
     public Security.LimitsOptions Limits { get; set; } = new();
 
+    public Security.EncryptionOptions Encryption { get; set; } = new();
+
     public string ResolvedDataDir => Path.GetFullPath(DataDir);
 
     public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));

@@ -57,3 +57,15 @@ public sealed class LimitsOptions
     /// <summary>Bytes of names and values across all headers; more are answered 431.</summary>
     public int MaxRequestHeadersBytes { get; set; } = 16 * 1024;
 }
+
+/// <summary>
+/// MedServe:Encryption. The master keys that wrap the data keys of stored patient data: entries
+/// <c>id:base64key</c> (the last is current; rotation appends one) from a file or the setting
+/// itself (MEDSERVE_ENCRYPTION__MASTER_KEYS); neither creates secrets/master.keys on first start.
+/// </summary>
+public sealed class EncryptionOptions
+{
+    public string? MasterKeyFile { get; set; }
+
+    public string? MasterKeys { get; set; }
+}

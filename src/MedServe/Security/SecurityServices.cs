@@ -19,6 +19,9 @@ public static class SecurityServices
         services.AddSingleton(secrets);
         services.AddSingleton(sp => ApiKeyStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "keys.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.AddSingleton(_ => new Pseudonymizer(secrets.PseudonymSecret()));
+
+        // The one way stored patient data is encrypted (prediction logs, outcomes, caches in later features).
+        services.AddSingleton(_ => new MedServe.Compliance.Encryption.EnvelopeEncryption(secrets.MasterKeys(server.Encryption)));
         services.AddSingleton(_ => SqliteAuditStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "audit.db"), secrets.AuditSigningKey(), server.Audit.CheckpointEvery).GetAwaiter().GetResult());
         services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<SqliteAuditStore>());
         services.AddSingleton<AuditTrail>();

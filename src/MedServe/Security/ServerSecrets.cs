@@ -22,6 +22,8 @@ public sealed class ServerSecrets(string dataDir)
 
     public string PseudonymSecretPath => Path.Combine(SecretsDir, "pseudonym.key");
 
+    public string MasterKeysPath => Path.Combine(SecretsDir, "master.keys");
+
     /// <summary>
     /// With no key in the store (an empty data dir), creates the admin key, writes it to admin.key and
     /// returns it, once. Returns null when keys exist already.
@@ -46,6 +48,34 @@ public sealed class ServerSecrets(string dataDir)
         }
 
         return File.ReadAllBytes(PseudonymSecretPath);
+    }
+
+    /// <summary>
+    /// The master key ring for envelope encryption: from the configured file or entries, else a
+    /// ring of one random key created in secrets/master.keys on first start.
+    /// </summary>
+    public MedServe.Compliance.Encryption.MasterKeyRing MasterKeys(EncryptionOptions options)
+    {
+        if (!string.IsNullOrWhiteSpace(options.MasterKeys))
+        {
+            return MedServe.Compliance.Encryption.MasterKeyRing.Parse(options.MasterKeys);
+        }
+
+        var path = options.MasterKeyFile ?? MasterKeysPath;
+        if (options.MasterKeyFile is null && !File.Exists(path))
+        {
+            WriteOwnerOnly(path, System.Text.Encoding.ASCII.GetBytes($"k1:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))}\n"));
+        }
+
+        try
+        {
+            return MedServe.Compliance.Encryption.MasterKeyRing.Parse(File.ReadAllText(path));
+        }
+        catch (IOException e)
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException(Hosting.ServerOptions.Section, typeof(EncryptionOptions),
+                [$"Encryption:MasterKeyFile: cannot read '{path}': {e.Message}"]);
+        }
     }
 
     /// <summary>The ECDSA P-256 key that signs audit checkpoints.</summary>

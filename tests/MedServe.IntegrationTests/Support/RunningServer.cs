@@ -55,7 +55,17 @@ public sealed class RunningServer : IAsyncDisposable
             overrides[key] = value;
         }
 
-        var app = ServerHost.Build(overrides, configure);
+        WebApplication app;
+        try
+        {
+            app = ServerHost.Build(overrides, configure);
+        }
+        catch
+        {
+            Directory.Delete(root, recursive: true);
+            throw;
+        }
+
         await app.StartAsync();
         // All the start-up work (load, reconcile, its audit records), so a test that breaks the audit store breaks only its own requests.
         var startup = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Microsoft.Extensions.Hosting.BackgroundService>()
