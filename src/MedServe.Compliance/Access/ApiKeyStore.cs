@@ -10,6 +10,9 @@ namespace MedServe.Compliance.Access;
 /// <param name="RequestsPerSecond">This key's rate limit; null takes the server's default.</param>
 public sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, int? RequestsPerSecond = null);
 
+/// <summary>The name is taken: a conflict, not a malformed request.</summary>
+public sealed class ApiKeyNameTakenException(string message) : ArgumentException(message);
+
 /// <summary>A key as handed out once: <c>ms_&lt;id&gt;_&lt;secret&gt;</c>.</summary>
 public sealed record CreatedApiKey(ApiKeyInfo Info, string Key);
 
@@ -85,7 +88,7 @@ public sealed class ApiKeyStore
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
         {
-            throw new ArgumentException($"a key named '{name}' already exists");
+            throw new ApiKeyNameTakenException($"a key named '{name}' already exists");
         }
 
         return new CreatedApiKey(new ApiKeyInfo(id, name, scopes, now, expires, null, requestsPerSecond), $"ms_{id}_{secret}");
@@ -160,29 +163,15 @@ public sealed class ApiKeyStore
 
     private async Task<int> ExecuteAsync(string sql, params (string Name, object? Value)[] parameters)
     {
-        await using var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync().ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (n, v) in parameters)
-        {
-            command.Parameters.AddWithValue(n, v ?? DBNull.Value);
-        }
-
+        await using var connection = await OpenAsync().ConfigureAwait(false);
+        await using var command = Command(connection, sql, parameters);
         return await command.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
     private async Task<List<(ApiKeyInfo Info, string Salt, string Hash)>> QueryAsync(string sql, params (string Name, object? Value)[] parameters)
     {
-        await using var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync().ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (n, v) in parameters)
-        {
-            command.Parameters.AddWithValue(n, v ?? DBNull.Value);
-        }
-
+        await using var connection = await OpenAsync().ConfigureAwait(false);
+        await using var command = Command(connection, sql, parameters);
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
         var rows = new List<(ApiKeyInfo, string, string)>();
         while (await reader.ReadAsync().ConfigureAwait(false))
@@ -193,5 +182,24 @@ public sealed class ApiKeyStore
         }
 
         return rows;
+    }
+
+    private async Task<SqliteConnection> OpenAsync()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync().ConfigureAwait(false);
+        return connection;
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (n, v) in parameters)
+        {
+            command.Parameters.AddWithValue(n, v ?? DBNull.Value);
+        }
+
+        return command;
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using MedServe.Compliance.Audit;
 using MedServe.Http.V2;
 using MedServe.Security;
@@ -45,10 +44,9 @@ public static class AuditApi
     /// <summary><c>?from=&amp;to=</c> (ISO 8601; from inclusive, to exclusive; both optional).</summary>
     private static async Task Export(HttpContext context, IAuditStore log)
     {
-        if (!TryTime(context.Request.Query["from"], DateTimeOffset.MinValue, out var from) || !TryTime(context.Request.Query["to"], DateTimeOffset.MaxValue, out var to))
+        if (!AuditTimeRange.TryParse(context.Request.Query["from"], context.Request.Query["to"], out var from, out var to))
         {
-            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest,
-                "'from' and 'to' must be ISO 8601 times, e.g. 2026-11-27T00:00:00Z").ConfigureAwait(false);
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "'from' and 'to' " + AuditTimeRange.Expected).ConfigureAwait(false);
             return;
         }
 
@@ -56,16 +54,5 @@ public static class AuditApi
         context.Response.ContentType = "application/fhir+ndjson";
         await using var writer = new StreamWriter(context.Response.Body, leaveOpen: true);
         await FhirAuditExport.WriteNdjsonAsync(records, writer, "MedServe", context.RequestAborted).ConfigureAwait(false);
-    }
-
-    private static bool TryTime(string? text, DateTimeOffset absent, out DateTimeOffset time)
-    {
-        if (string.IsNullOrEmpty(text))
-        {
-            time = absent;
-            return true;
-        }
-
-        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time);
     }
 }

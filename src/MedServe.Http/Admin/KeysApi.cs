@@ -62,7 +62,7 @@ public static class KeysApi
         }
         catch (ArgumentException e)
         {
-            await ApiResponses.WriteErrorAsync(context.Response, e.Message.Contains("already exists", StringComparison.Ordinal)
+            await ApiResponses.WriteErrorAsync(context.Response, e is ApiKeyNameTakenException
                 ? StatusCodes.Status409Conflict
                 : StatusCodes.Status400BadRequest, e.Message).ConfigureAwait(false);
         }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Security.Cryptography;
 using MedServe.Compliance.Audit;
 using MedServe.Security;
@@ -49,9 +48,9 @@ internal static class AuditCommand
         var command = new Command("export", "Write records as FHIR R4 AuditEvent resources, one JSON per line (NDJSON)") { from, to, output };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            if (!TryTime(parse.GetValue(from), DateTimeOffset.MinValue, out var start) || !TryTime(parse.GetValue(to), DateTimeOffset.MaxValue, out var end))
+            if (!AuditTimeRange.TryParse(parse.GetValue(from), parse.GetValue(to), out var start, out var end))
             {
-                Console.Error.WriteLine("medserve: --from and --to must be ISO 8601 times, e.g. 2026-11-27T00:00:00Z");
+                Console.Error.WriteLine($"medserve: --from and --to {AuditTimeRange.Expected}");
                 return 2;
             }
 
@@ -88,16 +87,5 @@ internal static class AuditCommand
         var key = ECDsa.Create();
         key.ImportFromPem(await File.ReadAllTextAsync(secrets.AuditVerifyingKeyPath));
         return await SqliteAuditStore.OpenAsync(database, key);
-    }
-
-    private static bool TryTime(string? text, DateTimeOffset absent, out DateTimeOffset time)
-    {
-        if (string.IsNullOrEmpty(text))
-        {
-            time = absent;
-            return true;
-        }
-
-        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time);
     }
 }

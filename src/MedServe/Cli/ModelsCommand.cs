@@ -61,26 +61,13 @@ internal static class ModelsCommand
 
             using var client = server.Open(parse);
             var here = parse.GetValue(target) ?? model;
-            using (var created = await client.PostAsync("/v1/registry/models", ServerConnection.Json(new { name = here, description = $"pulled from MLflow {parse.GetValue(mlflow)}" }), cancellationToken))
-            {
-                if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
-                {
-                    await ServerConnection.Read(created, cancellationToken);
-                }
-            }
-
-            using var form = new MultipartFormDataContent();
-            var file = new ByteArrayContent(bytes);
-            file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-            form.Add(file, "model", "model.onnx");
-            form.Add(new StringContent(JsonSerializer.Serialize(new
+            await EnsureModelAsync(client, here, $"pulled from MLflow {parse.GetValue(mlflow)}", cancellationToken);
+            var registered = await RegisterVersionAsync(client, here, new ByteArrayContent(bytes), "model.onnx", new
             {
                 source = $"mlflow:{parse.GetValue(mlflow)}/{model}/{number}",
                 registered_by = Environment.UserName,
                 lineage = new { mlflow_model = model, mlflow_version = number, mlflow_run_id = mlflowVersion.TryGetProperty("run_id", out var run) ? run.GetString() : "" },
-            })), "metadata");
-            using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(here)}/versions", form, cancellationToken);
-            var registered = await ServerConnection.Read(response, cancellationToken);
+            }, cancellationToken);
             Console.WriteLine($"{model} {number} from MLflow -> {here} version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("semantic_version").GetString()})");
             return 0;
         });
@@ -117,29 +104,16 @@ internal static class ModelsCommand
             foreach (var name in RepositoryScanner.ListModels(root))
             {
                 var source = RepositoryScanner.ReadModel(root, name);
-                using (var created = await client.PostAsync("/v1/registry/models", ServerConnection.Json(new { name, description = $"imported from {Path.GetFullPath(root)}" }), cancellationToken))
-                {
-                    if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
-                    {
-                        await ServerConnection.Read(created, cancellationToken);
-                    }
-                }
-
+                await EnsureModelAsync(client, name, $"imported from {Path.GetFullPath(root)}", cancellationToken);
                 foreach (var version in source.Versions)
                 {
                     var path = source.ModelPath(version);
-                    using var form = new MultipartFormDataContent();
-                    var file = new StreamContent(File.OpenRead(path));
-                    file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-                    form.Add(file, "model", Path.GetFileName(path));
-                    form.Add(new StringContent(JsonSerializer.Serialize(new
+                    var registered = await RegisterVersionAsync(client, name, new StreamContent(File.OpenRead(path)), Path.GetFileName(path), new
                     {
                         version = string.Create(CultureInfo.InvariantCulture, $"{version}.0.0"),
                         source = new Uri(Path.GetFullPath(path)).ToString(),
                         registered_by = Environment.UserName,
-                    })), "metadata");
-                    using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(name)}/versions", form, cancellationToken);
-                    var registered = await ServerConnection.Read(response, cancellationToken);
+                    }, cancellationToken);
                     Console.WriteLine($"{name} {version}.0.0 -> version {registered.GetProperty("version").GetInt64()} ({registered.GetProperty("artifact").GetString()})");
                 }
             }
@@ -189,5 +163,26 @@ internal static class ModelsCommand
         Console.WriteLine($"intended {serving.GetProperty("intended")}, serving {serving.GetProperty("serving")}"
             + (serving.TryGetProperty("reason", out var reason) ? $": {reason.GetString()}" : ""));
         return serving.GetProperty("converged").GetBoolean() ? 0 : 1;
+    }
+
+    /// <summary>Creates the registered model; one that exists already (409) is fine.</summary>
+    private static async Task EnsureModelAsync(HttpClient client, string name, string description, CancellationToken cancellationToken)
+    {
+        using var created = await client.PostAsync("/v1/registry/models", ServerConnection.Json(new { name, description }), cancellationToken);
+        if (created.StatusCode != System.Net.HttpStatusCode.Conflict)
+        {
+            await ServerConnection.Read(created, cancellationToken);
+        }
+    }
+
+    /// <summary>Uploads one version as the registry API takes it: the ONNX file and its metadata, multipart.</summary>
+    private static async Task<JsonElement> RegisterVersionAsync(HttpClient client, string name, HttpContent file, string fileName, object metadata, CancellationToken cancellationToken)
+    {
+        using var form = new MultipartFormDataContent();
+        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        form.Add(file, "model", fileName);
+        form.Add(new StringContent(JsonSerializer.Serialize(metadata)), "metadata");
+        using var response = await client.PostAsync($"/v1/registry/models/{Uri.EscapeDataString(name)}/versions", form, cancellationToken);
+        return await ServerConnection.Read(response, cancellationToken);
     }
 }

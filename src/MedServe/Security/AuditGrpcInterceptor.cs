@@ -12,6 +12,9 @@ namespace MedServe.Security;
 /// </summary>
 public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
 {
+    // gRPC metadata keys arrive lower-cased.
+    private static readonly string PatientMetadataKey = AuditDetails.PatientHeader.ToLowerInvariant();
+
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         var http = context.GetHttpContext();
@@ -26,7 +29,7 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
         var patient = infer?.Parameters.TryGetValue(AuditDetails.PatientParameter, out var p) == true && p.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.StringParam
             ? p.StringParam
-            : context.RequestHeaders.GetValue(AuditDetails.PatientHeader.ToLowerInvariant());
+            : context.RequestHeaders.GetValue(PatientMetadataKey);
         try
         {
             RefuseOtherModels(http, infer);

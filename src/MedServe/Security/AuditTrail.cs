@@ -24,8 +24,15 @@ public sealed partial class AuditTrail(IAuditStore log, Pseudonymizer pseudonyms
         {
             await log.AppendAsync(record).ConfigureAwait(false);
         }
-        catch (InvalidOperationException e) when (!options.Value.Audit.FailClosed)
+        catch (InvalidOperationException e)
         {
+            if (options.Value.Audit.FailClosed)
+            {
+                // The caller gets a bare 500; the operator gets the store's reason here, since logged exceptions lose their messages.
+                LogRefused(logger, action, requestId, e.Message);
+                throw;
+            }
+
             LogNotRecorded(logger, action, requestId, e.Message);
         }
     }
@@ -35,6 +42,9 @@ public sealed partial class AuditTrail(IAuditStore log, Pseudonymizer pseudonyms
         Enabled ? RecordAsync(SystemActor, action, resource, outcome, AuditMiddleware.NewRequestId(), "", null) : Task.CompletedTask;
 
     private static readonly ClaimsPrincipal SystemActor = new(new ClaimsIdentity([new Claim(ClaimTypes.Name, "system")], "medserve"));
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Audit record for {Action} (request {RequestId}) was NOT written, so the request was refused (Audit:FailClosed): {Reason}")]
+    private static partial void LogRefused(ILogger logger, string action, string requestId, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Audit record for {Action} (request {RequestId}) was NOT written and the request was answered (Audit:FailClosed is false): {Reason}")]
     private static partial void LogNotRecorded(ILogger logger, string action, string requestId, string reason);

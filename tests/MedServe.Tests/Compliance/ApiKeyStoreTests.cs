@@ -86,7 +86,7 @@ public sealed class ApiKeyStoreTests : IDisposable
         var store = await Open();
         await store.CreateAsync("sepsis-only", ["infer:sepsis"]);
 
-        Assert.Contains("already exists", (await Assert.ThrowsAsync<ArgumentException>(() => store.CreateAsync("sepsis-only", ["infer"]))).Message);
+        Assert.Contains("already exists", (await Assert.ThrowsAsync<ApiKeyNameTakenException>(() => store.CreateAsync("sepsis-only", ["infer"]))).Message);
         Assert.Contains("no active key named 'ghost'", (await Assert.ThrowsAsync<ArgumentException>(() => store.RevokeAsync("ghost"))).Message);
     }
 
