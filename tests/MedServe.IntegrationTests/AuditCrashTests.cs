@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using MedServe.IntegrationTests.Support;
 using Microsoft.Data.Sqlite;
 using Xunit.Abstractions;
 
@@ -26,28 +27,15 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         $$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{string.Join(",", Enumerable.Range(1, 30).Select(i => ((i % 7) * 0.1 - 0.3).ToString("0.0###", CultureInfo.InvariantCulture)))}}]}]}""";
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-crash-" + Guid.NewGuid().ToString("N"));
-    private readonly List<Process> _processes = [];
+    private readonly List<ServerProcess> _servers = [];
 
     private string DataDir => Path.Combine(_root, "data");
 
     public void Dispose()
     {
-        foreach (var process in _processes)
+        foreach (var server in _servers)
         {
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                    process.WaitForExit(10_000);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-                // Already gone.
-            }
-
-            process.Dispose();
+            server.Dispose();
         }
 
         try
@@ -66,8 +54,8 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Directory.CreateDirectory(_root);
 
         // 1. Start, wait ready (the first start provisions the samples and writes the admin key).
-        var (first, _, firstClient) = await StartAsync();
-        using var firstClientScope = firstClient;
+        var first = await StartAsync();
+        var firstClient = first.Client;
         var adminKey = (await File.ReadAllTextAsync(Path.Combine(DataDir, "admin.key"))).Trim();
 
         // 2. Load: concurrent loops of risk inferences; an id counts as answered only when a whole 200 response arrived.
@@ -144,9 +132,9 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         // SIGKILL while the loops are still sending: no shutdown code, no flush.
         var inFlightAtKill = Interlocked.Read(ref inFlight);
         Volatile.Write(ref killed, 1);
-        first.Kill();
+        var killedAt = first.KillAsync();
         var loadDuration = clock.Elapsed;
-        await first.WaitForExitAsync();
+        await killedAt;
         await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(30));
         var answeredIds = answered.ToHashSet(StringComparer.Ordinal);
         Assert.Equal(answered.Count, answeredIds.Count); // ids are unique
@@ -155,8 +143,8 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Assert.Equal(Interlocked.Read(ref started), answeredIds.Count - 1 + Interlocked.Read(ref cutOff) + Interlocked.Read(ref refused)); // every request accounted for
 
         // 3. Restart on the same data dir (new ports): the store reopens after a crash and the chain goes on.
-        var (second, _, secondClient) = await StartAsync();
-        using var secondClientScope = secondClient;
+        var second = await StartAsync();
+        var secondClient = second.Client;
         secondClient.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
         string afterRestartId;
         using (var after = await secondClient.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody, Encoding.UTF8, "application/json")))
@@ -165,11 +153,10 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
             afterRestartId = after.Headers.GetValues("X-Request-Id").Single();
         }
 
-        second.Kill();
-        await second.WaitForExitAsync();
+        await second.KillAsync();
 
         // 4. The user-facing check: `medserve audit verify` on the data dir.
-        var (verifyExit, verifyOutput) = await RunCliAsync("audit", "verify", "--data-dir", DataDir);
+        var (verifyExit, verifyOutput) = await ServerProcess.RunAsync(_root, "audit", "verify", "--data-dir", DataDir);
         Assert.True(verifyExit == 0, $"audit verify exited {verifyExit}: {verifyOutput}");
         Assert.Contains("intact: ", verifyOutput);
 
@@ -219,98 +206,19 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         Assert.Contains("infer", afterRestart.Action, StringComparison.Ordinal);
     }
 
-    private async Task<(Process Process, StringBuilder Output, HttpClient Client)> StartAsync()
+    private async Task<ServerProcess> StartAsync()
     {
-        var httpPort = FreePort();
-        var grpcPort = FreePort();
-        var start = new ProcessStartInfo("dotnet",
+        var httpPort = ServerProcess.FreePort();
+        var server = ServerProcess.Start(_root, httpPort,
         [
-            Path.Combine(AppContext.BaseDirectory, "medserve.dll"), "serve",
+            "serve",
             "--http-port", httpPort.ToString(CultureInfo.InvariantCulture),
-            "--grpc-port", grpcPort.ToString(CultureInfo.InvariantCulture),
+            "--grpc-port", ServerProcess.FreePort().ToString(CultureInfo.InvariantCulture),
             "--data-dir", DataDir,
             "--model-repository", Path.Combine(DataDir, "models"),
-        ])
-        {
-            WorkingDirectory = _root,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var process = Process.Start(start)!;
-        _processes.Add(process);
-        var output = new StringBuilder();
-        void Append(string? line)
-        {
-            lock (output)
-            {
-                if (output.Length < 64 * 1024)
-                {
-                    output.AppendLine(line);
-                }
-            }
-        }
-
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
-        await WaitReadyAsync(client, process, output);
-        return (process, output, client);
-    }
-
-    private async Task<(int ExitCode, string Output)> RunCliAsync(params string[] arguments)
-    {
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "medserve.dll"), .. arguments])
-        {
-            WorkingDirectory = _root,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout + await stderr);
-    }
-
-    private static async Task WaitReadyAsync(HttpClient client, Process process, StringBuilder output)
-    {
-        var deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 120;
-        while (Stopwatch.GetTimestamp() < deadline)
-        {
-            Assert.False(process.HasExited, "the server exited: " + Snapshot(output));
-            try
-            {
-                using var response = await client.GetAsync("/v2/health/ready");
-                if (response.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            await Task.Delay(100);
-        }
-
-        Assert.Fail("the server did not become ready within 2 minutes: " + Snapshot(output));
-    }
-
-    private static string Snapshot(StringBuilder output)
-    {
-        lock (output)
-        {
-            return output.ToString();
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        ]);
+        _servers.Add(server);
+        await server.WaitReadyAsync();
+        return server;
     }
 }

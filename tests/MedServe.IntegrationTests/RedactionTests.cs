@@ -9,13 +9,8 @@ using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using MedServe.Grpc.Protocol;
-using MedServe.Hosting;
 using MedServe.IntegrationTests.Support;
-using MedServe.Lifecycle;
 using MedServe.Samples;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -41,27 +36,16 @@ public sealed class RedactionTests : IAsyncLifetime
     private static readonly string[] Canaries = [Mrn, "48213977", Name, "Zebulon", "Canaryfield", FreeText, "canary-chest-pain", "48213.97", "7712309"];
 
     private readonly CapturingLoggerProvider _capture = new();
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-redaction-" + Guid.NewGuid().ToString("N"));
-    private WebApplication? _app;
+    private RunningServer _server = null!;
     private HttpClient _admin = null!;
-    private Uri _http = null!;
-    private Uri _grpc = null!;
 
-    private string Repository => Path.Combine(_root, "models");
+    private string Root => _server.Root;
 
     public async Task InitializeAsync()
     {
-        SampleModels.ProvisionRisk(Repository);
-        IdentityModel.WriteAll(Repository);
-
-        _app = ServerHost.Build(
+        _server = await RunningServer.StartAsync(
             new Dictionary<string, string?>
             {
-                ["MedServe:HttpPort"] = "0",
-                ["MedServe:GrpcPort"] = "0",
-                ["MedServe:DataDir"] = _root,
-                ["MedServe:ModelRepository"] = Repository,
-                ["MedServe:ProvisionSamples"] = "false",
                 ["Logging:LogLevel:Default"] = "Trace",
                 ["Logging:LogLevel:Microsoft"] = "Trace",
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace", // appsettings.json holds it to Warning otherwise
@@ -72,28 +56,21 @@ public sealed class RedactionTests : IAsyncLifetime
                 // Only the capture: the console at Trace would flood the test output. Redaction wraps it all the same.
                 builder.Logging.ClearProviders();
                 builder.Logging.AddProvider(_capture);
+            },
+            repository =>
+            {
+                SampleModels.ProvisionRisk(repository);
+                IdentityModel.WriteAll(repository);
             });
-        await _app.StartAsync();
-        var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
-        _http = new Uri(addresses[0]);
-        _grpc = new Uri(addresses[1]);
-        _admin = Client(File.ReadAllText(Path.Combine(_root, "admin.key")).Trim());
-        await _app.Services.GetRequiredService<ModelManager>().WhenReady.WaitAsync(TimeSpan.FromMinutes(1));
+        _admin = _server.Client(_server.AdminKey);
     }
 
     public async Task DisposeAsync()
     {
         _admin?.Dispose();
-        if (_app is not null)
+        if (_server is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
-
-        SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_root))
-        {
-            Directory.Delete(_root, recursive: true);
+            await _server.DisposeAsync();
         }
     }
 
@@ -101,7 +78,7 @@ public sealed class RedactionTests : IAsyncLifetime
     public async Task Canaries_sent_through_every_endpoint_reach_no_log_metric_or_audit_record()
     {
         // The sink works and the scan would see a canary: a probe through the app's own logger factory.
-        var probe = _app!.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ProbeCategory);
+        var probe = _server.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ProbeCategory);
         probe.LogInformation("GET /x?patient=" + Mrn);
         probe.LogInformation("probe {Who}", Name);
         var probes = _capture.Entries.Where(e => e.Category == ProbeCategory).ToList();
@@ -488,7 +465,7 @@ public sealed class RedactionTests : IAsyncLifetime
             Assert.True((int)response.StatusCode is 400 or 409, $"{body}: {response.StatusCode}");
         }
 
-        using (var reader = Client(narrow))
+        using (var reader = _server.Client(narrow))
         using (var response = await Send(HttpMethod.Post, "/v2/models/id-bytes/infer",
             $$"""{"parameters":{"patient_id":"{{Mrn}}"},"inputs":[{"name":"in","shape":[1,3],"datatype":"BYTES","data":["{{Name}}","{{Mrn}}","{{FreeText}}"]}]}""",
             [("X-Patient-Id", Mrn)], reader))
@@ -503,7 +480,7 @@ public sealed class RedactionTests : IAsyncLifetime
         string?[] credentials = [null, "Bearer " + Mrn, "Bearer ms_" + Mrn, "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(Name + ":" + FreeText)), Name];
         foreach (var credential in credentials)
         {
-            using var client = Client(null);
+            using var client = _server.Client(null);
             using var request = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/id-bytes/infer?patient={Uri.EscapeDataString(Mrn)}")
             {
                 Content = new StringContent(body, Encoding.UTF8, "application/json"),
@@ -518,7 +495,7 @@ public sealed class RedactionTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         }
 
-        using (var anonymous = Client(null))
+        using (var anonymous = _server.Client(null))
         using (var response = await anonymous.GetAsync("/v1/registry/models?q=" + Uri.EscapeDataString(Mrn)))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
@@ -527,7 +504,7 @@ public sealed class RedactionTests : IAsyncLifetime
 
     private async Task GrpcAsync()
     {
-        using var channel = Channel("Bearer " + File.ReadAllText(Path.Combine(_root, "admin.key")).Trim());
+        using var channel = _server.GrpcChannel(_server.AdminKey);
         var grpc = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         var patient = new Metadata { { "x-patient-id", Mrn }, { "x-clinical-note", FreeText } };
 
@@ -581,9 +558,9 @@ public sealed class RedactionTests : IAsyncLifetime
         }, patient));
 
         // No credential, and a credential that is a canary.
-        foreach (var credential in new string?[] { null, "Bearer " + Mrn, "Bearer ms_" + Name.Replace(' ', '_') })
+        foreach (var credential in new string?[] { null, Mrn, "ms_" + Name.Replace(' ', '_') })
         {
-            using var refusedChannel = Channel(credential);
+            using var refusedChannel = _server.GrpcChannel(credential);
             var refused = new GRPCInferenceService.GRPCInferenceServiceClient(refusedChannel);
             var error = await Assert.ThrowsAsync<RpcException>(async () => await refused.ModelInferAsync(bytes, patient));
             Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
@@ -592,7 +569,7 @@ public sealed class RedactionTests : IAsyncLifetime
 
     private async Task<(List<string> Fields, List<string> Patients, List<string> Rows)> ReadAuditAsync()
     {
-        var path = Path.Combine(_root, "audit.db");
+        var path = Path.Combine(Root, "audit.db");
         var fields = new List<string>();
         var patients = new List<string>();
         var rows = new List<string>();
@@ -667,28 +644,6 @@ public sealed class RedactionTests : IAsyncLifetime
         }
 
         return _admin.SendAsync(request);
-    }
-
-    private HttpClient Client(string? key)
-    {
-        var client = new HttpClient { BaseAddress = _http };
-        if (key is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        }
-
-        return client;
-    }
-
-    private global::Grpc.Net.Client.GrpcChannel Channel(string? authorization)
-    {
-        var client = new HttpClient(new SocketsHttpHandler());
-        if (authorization is not null)
-        {
-            client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", authorization);
-        }
-
-        return global::Grpc.Net.Client.GrpcChannel.ForAddress(_grpc, new global::Grpc.Net.Client.GrpcChannelOptions { HttpClient = client, DisposeHttpClient = true });
     }
 
     private static float[] Values() => [.. Enumerable.Repeat(Measurement, 15), .. Enumerable.Repeat(Count, 15)];

@@ -9,8 +9,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace MedServe.IntegrationTests.Support;
 
 /// <summary>
-/// A server of a test's own, for settings the shared fixture must not have (JWT issuers, tiny
-/// limits, a broken audit store): the risk sample only, on free loopback ports.
+/// A real MedServe in this process on free loopback ports, with a data dir of its own. The shared
+/// fixture is one; tests that need settings it must not have (JWT issuers, tiny limits, a broken
+/// audit store, a log capture) start their own, by default with the risk sample only.
 /// </summary>
 public sealed class RunningServer : IAsyncDisposable
 {
@@ -36,11 +37,16 @@ public sealed class RunningServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<RunningServer> StartAsync(IDictionary<string, string?> settings, Action<WebApplicationBuilder>? configure = null)
+    public string Repository => Path.Combine(Root, "models");
+
+    /// <param name="settings">Above the defaults here: free ports, this data dir, no sample provisioning, warnings only.</param>
+    /// <param name="configure">The builder's last word (extra log sinks).</param>
+    /// <param name="provision">Writes the models into the repository folder; the risk sample when null.</param>
+    public static async Task<RunningServer> StartAsync(IDictionary<string, string?> settings, Action<WebApplicationBuilder>? configure = null, Action<string>? provision = null)
     {
         var root = Path.Combine(Path.GetTempPath(), "medserve-own-" + Guid.NewGuid().ToString("N"));
         var repository = Path.Combine(root, "models");
-        SampleModels.ProvisionRisk(repository);
+        (provision ?? SampleModels.ProvisionRisk)(repository);
         var overrides = new Dictionary<string, string?>
         {
             ["MedServe:HttpPort"] = "0",
@@ -70,7 +76,7 @@ public sealed class RunningServer : IAsyncDisposable
         // All the start-up work (load, reconcile, its audit records), so a test that breaks the audit store breaks only its own requests.
         var startup = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Microsoft.Extensions.Hosting.BackgroundService>()
             .Single(s => s.GetType().Name == "ModelRepositoryService");
-        await startup.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(1));
+        await startup.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(2));
         return new RunningServer(app, root);
     }
 
@@ -85,10 +91,15 @@ public sealed class RunningServer : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A gRPC channel sending the credential as metadata on every call, as tritonclient.grpc does with its headers.</summary>
+    public global::Grpc.Net.Client.GrpcChannel GrpcChannel(string? credential) =>
+        global::Grpc.Net.Client.GrpcChannel.ForAddress(GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions { HttpClient = Client(credential), DisposeHttpClient = true });
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Directory.Delete(Root, recursive: true);
     }
 }

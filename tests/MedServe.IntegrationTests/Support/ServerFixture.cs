@@ -1,118 +1,79 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using MedServe.Hosting;
 using MedServe.Lifecycle;
 using MedServe.Samples;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MedServe.IntegrationTests.Support;
 
 /// <summary>
-/// A real MedServe on a free loopback port, over a repository holding the three sample models,
-/// an every-datatype identity model, and a model whose ONNX file is corrupt.
+/// The server most tests share: a <see cref="RunningServer"/> over the three sample models, an
+/// every-datatype identity model, and a model whose ONNX file is corrupt.
 /// </summary>
 public sealed class ServerFixture : IAsyncLifetime
 {
     public const long BodyLimit = 8 * 1024 * 1024;
 
-    private WebApplication? _app;
+    private RunningServer _server = null!;
 
-    public string Root { get; } = Path.Combine(Path.GetTempPath(), "medserve-it-" + Guid.NewGuid().ToString("N"));
+    public string Root => _server.Root;
 
-    public string Repository => Path.Combine(Root, "models");
+    public string Repository => _server.Repository;
 
     /// <summary>Carries the admin key the server created on first start, as every client must.</summary>
     public HttpClient Client { get; private set; } = null!;
 
     /// <summary>The admin key from &lt;data-dir&gt;/admin.key.</summary>
-    public string AdminKey { get; private set; } = "";
+    public string AdminKey => _server.AdminKey;
 
-    public Uri HttpAddress { get; private set; } = null!;
+    public Uri HttpAddress => _server.HttpAddress;
 
-    public Uri GrpcAddress { get; private set; } = null!;
+    public Uri GrpcAddress => _server.GrpcAddress;
 
     public global::Grpc.Net.Client.GrpcChannel GrpcChannel { get; private set; } = null!;
 
     public MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient Grpc { get; private set; } = null!;
 
-    public ModelManager Models => _app!.Services.GetRequiredService<ModelManager>();
+    public ModelManager Models => Service<ModelManager>();
 
     public async Task InitializeAsync()
     {
-        SampleModels.ProvisionBreastCancer(Repository);
-        SampleModels.ProvisionResNet18(Repository);
-        SampleModels.ProvisionRisk(Repository);
-        IdentityModel.WriteAll(Repository);
-        Directory.CreateDirectory(Path.Combine(Repository, "corrupt", "1"));
-        File.WriteAllText(Path.Combine(Repository, "corrupt", "1", "model.onnx"), "this is not an ONNX file");
-
-        _app = ServerHost.Build(new Dictionary<string, string?>
-        {
-            ["MedServe:HttpPort"] = "0",
-            ["MedServe:GrpcPort"] = "0",
-            ["MedServe:DataDir"] = Root,
-            ["MedServe:ModelRepository"] = Repository,
-            ["MedServe:ProvisionSamples"] = "false",
-            ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["MedServe:Registry:AllowedSourceHosts:0"] = "127.0.0.1",
-            ["Logging:LogLevel:Default"] = "Warning",
-        });
-        await _app.StartAsync();
-        // Kestrel lists addresses in the order they were configured: HTTP first, then gRPC.
-        var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
-        AdminKey = File.ReadAllText(Path.Combine(Root, "admin.key")).Trim();
-        HttpAddress = new Uri(addresses[0]);
-        GrpcAddress = new Uri(addresses[1]);
+        _server = await RunningServer.StartAsync(
+            new Dictionary<string, string?>
+            {
+                ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["MedServe:Registry:AllowedSourceHosts:0"] = "127.0.0.1",
+            },
+            provision: repository =>
+            {
+                SampleModels.ProvisionBreastCancer(repository);
+                SampleModels.ProvisionResNet18(repository);
+                SampleModels.ProvisionRisk(repository);
+                IdentityModel.WriteAll(repository);
+                Directory.CreateDirectory(Path.Combine(repository, "corrupt", "1"));
+                File.WriteAllText(Path.Combine(repository, "corrupt", "1", "model.onnx"), "this is not an ONNX file");
+            });
         Client = CreateClient(AdminKey);
         GrpcChannel = CreateGrpcChannel(AdminKey);
         Grpc = new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(GrpcChannel);
-        await Models.WhenReady.WaitAsync(TimeSpan.FromMinutes(2));
     }
 
     public async Task DisposeAsync()
     {
         Client.Dispose();
         GrpcChannel.Dispose();
-        if (_app is not null)
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
-
-        Directory.Delete(Root, recursive: true);
+        await _server.DisposeAsync();
     }
 
     public T Service<T>()
-        where T : notnull => _app!.Services.GetRequiredService<T>();
+        where T : notnull => _server.Services.GetRequiredService<T>();
 
     /// <summary>A REST client sending the credential (none for null).</summary>
-    public HttpClient CreateClient(string? credential)
-    {
-        var client = new HttpClient { BaseAddress = HttpAddress };
-        if (credential is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", credential);
-        }
-
-        return client;
-    }
+    public HttpClient CreateClient(string? credential) => _server.Client(credential);
 
     /// <summary>A gRPC channel sending the credential as metadata on every call, as tritonclient.grpc does with its headers.</summary>
-    public global::Grpc.Net.Client.GrpcChannel CreateGrpcChannel(string? credential)
-    {
-        var handler = new SocketsHttpHandler();
-        var client = new HttpClient(handler);
-        if (credential is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", credential);
-        }
-
-        return global::Grpc.Net.Client.GrpcChannel.ForAddress(GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions { HttpClient = client, DisposeHttpClient = true });
-    }
+    public global::Grpc.Net.Client.GrpcChannel CreateGrpcChannel(string? credential) => _server.GrpcChannel(credential);
 
     /// <summary>Creates a key through the API and returns its secret.</summary>
     public async Task<string> CreateKeyAsync(string name, params string[] scopes)
