@@ -1,5 +1,7 @@
 using MedServe.Backends;
+using MedServe.Files;
 using MedServe.Lifecycle;
+using MedServe.Onnx.Graph;
 using MedServe.Repository;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -21,10 +23,11 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
     public ModelSignature Inspect(string modelPath)
     {
         using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
-        using var session = OpenSession(modelPath, sessionOptions);
+        var file = OnnxModelFile.Read(modelPath);
+        using var session = OpenSession(modelPath, sessionOptions, file);
         return new ModelSignature(
-            ReadTensors(session.InputMetadata, "input"),
-            ReadTensors(session.OutputMetadata, "output"));
+            ReadTensors(session.InputMetadata, "input", file),
+            ReadTensors(session.OutputMetadata, "output", file));
     }
 
     public IModelInstance CreateInstance(ModelConfig config, string modelPath, int instanceIndex)
@@ -32,7 +35,7 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
         var sessionOptions = CreateSessionOptions(config);
         try
         {
-            var session = OpenSession(modelPath, sessionOptions);
+            var session = OpenSession(modelPath, sessionOptions, OnnxModelFile.Read(modelPath));
             return new OnnxModelInstance(session, sessionOptions);
         }
         catch
@@ -85,19 +88,23 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
         return sessionOptions;
     }
 
-    private static InferenceSession OpenSession(string modelPath, SessionOptions sessionOptions)
+    /// <summary>Opens a session once the model's external data is known to stay in its folder.</summary>
+    private static InferenceSession OpenSession(string modelPath, SessionOptions sessionOptions, OnnxModelFile file)
     {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
+        file.CheckExternalData(folder);
         try
         {
             return new InferenceSession(modelPath, sessionOptions);
         }
         catch (OnnxRuntimeException e)
         {
-            throw new BackendLoadException($"ONNX Runtime cannot load {Path.GetFileName(modelPath)}: {e.Message}", e);
+            // ONNX Runtime's messages quote absolute paths: the caller learns what failed, not where the server keeps it.
+            throw new BackendLoadException($"ONNX Runtime cannot load {Path.GetFileName(modelPath)}: {ServerPaths.Scrub(e.Message)}", e);
         }
     }
 
-    private static List<TensorConfig> ReadTensors(IReadOnlyDictionary<string, NodeMetadata> metadata, string kind)
+    private static List<TensorConfig> ReadTensors(IReadOnlyDictionary<string, NodeMetadata> metadata, string kind, OnnxModelFile file)
     {
         var tensors = new List<TensorConfig>();
         foreach (var (name, node) in metadata)
@@ -107,7 +114,11 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
                 throw new BackendLoadException($"the model's {kind} '{name}' is not a tensor of a supported type");
             }
 
-            tensors.Add(new TensorConfig(name, type, node.Dimensions.Select(d => (long)(d < 0 ? -1 : d)).ToArray()));
+            // The file's own dims where it declares them: ONNX Runtime's int dims turn 2^40 into 0.
+            var dims = file.DeclaredDims(name) is { } declared && declared.Length == node.Dimensions.Length
+                ? declared
+                : node.Dimensions.Select(d => (long)(d < 0 ? -1 : d)).ToArray();
+            tensors.Add(new TensorConfig(name, type, dims));
         }
 
         return tensors;

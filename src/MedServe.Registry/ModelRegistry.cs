@@ -26,6 +26,9 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
 {
     public IRegistryStore Store { get; } = store;
 
+    /// <summary>The largest model file a registration may bring (MedServe:Registry:MaxArtifactBytes).</summary>
+    public long MaxArtifactBytes { get; init; } = 4L << 30;
+
     /// <param name="registration">An empty SemanticVersion picks the smallest step the signature change allows (1.0.0 first).</param>
     public async Task<ModelVersionRecord> RegisterAsync(VersionRegistration registration, Stream onnx, CancellationToken cancellationToken = default)
     {
@@ -41,11 +44,13 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             throw new RegistryException(RegistryError.NotFound, $"registered model '{registration.Model}' does not exist; create it first");
         }
 
-        var digest = await artifacts.PutAsync(onnx, cancellationToken).ConfigureAwait(false);
+        // The bytes are inspected alone in a staging folder and enter the store only if the version is recorded.
+        using var staged = await artifacts.StageAsync(onnx, MaxArtifactBytes, cancellationToken).ConfigureAwait(false);
+        var digest = staged.Digest;
         ModelSignature signature;
         try
         {
-            signature = backend.Inspect(await artifacts.OpenVerifiedAsync(digest, cancellationToken).ConfigureAwait(false));
+            signature = backend.Inspect(staged.Path);
         }
         catch (Lifecycle.BackendLoadException e)
         {
@@ -78,9 +83,19 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             }
         }
 
-        return await Store.AddVersionAsync(new NewModelVersion(
+        var version = new NewModelVersion(
             registration.Model, proposed.ToString(), digest, registration.Source, WriteSignature(signature),
-            registration.ModelCardJson, WithParent(registration.LineageJson, previous.Record), registration.MetricsJson, registration.RegisteredBy), cancellationToken).ConfigureAwait(false);
+            registration.ModelCardJson, WithParent(registration.LineageJson, previous.Record), registration.MetricsJson, registration.RegisteredBy);
+        staged.Commit();
+        try
+        {
+            return await Store.AddVersionAsync(version, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            staged.Revert();
+            throw;
+        }
     }
 
     /// <summary>

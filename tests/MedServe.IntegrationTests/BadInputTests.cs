@@ -102,7 +102,7 @@ public sealed class BadInputTests(ServerFixture server)
         var corrupt = entries.Single(e => e.GetProperty("name").GetString() == "corrupt");
 
         Assert.Equal("UNAVAILABLE", corrupt.GetProperty("state").GetString());
-        Assert.Contains("ONNX Runtime cannot load model.onnx", corrupt.GetProperty("reason").GetString());
+        Assert.Contains("model.onnx is not a readable ONNX model", corrupt.GetProperty("reason").GetString());
         using var infer = await server.PostJsonAsync("/v2/models/corrupt/infer", "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]}");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, infer.StatusCode);
         await AssertStillServingAsync();

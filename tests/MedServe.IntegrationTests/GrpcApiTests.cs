@@ -111,7 +111,7 @@ public sealed class GrpcApiTests(ServerFixture server)
     public async Task Repository_index_load_unload_and_statistics()
     {
         var index = await server.Grpc.RepositoryIndexAsync(new RepositoryIndexRequest());
-        Assert.Contains(index.Models, m => m.Name == "corrupt" && m.State == "UNAVAILABLE" && m.Reason.Contains("ONNX Runtime", StringComparison.Ordinal));
+        Assert.Contains(index.Models, m => m.Name == "corrupt" && m.State == "UNAVAILABLE" && m.Reason.Contains("not a readable ONNX model", StringComparison.Ordinal));
 
         await server.Grpc.RepositoryModelUnloadAsync(new RepositoryModelUnloadRequest { ModelName = "id-bool" });
         Assert.False((await server.Grpc.ModelReadyAsync(new ModelReadyRequest { Name = "id-bool" })).Ready);

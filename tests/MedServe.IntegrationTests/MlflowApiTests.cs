@@ -52,8 +52,9 @@ public sealed class MlflowApiTests(ServerFixture server)
         var latest = await Get("registered-models/get-latest-versions?name=mlflow-risk");
         Assert.Equal("2", latest.GetProperty("model_versions")[0].GetProperty("version").GetString());
         var uri = (await Get("model-versions/get-download-uri?name=mlflow-risk&version=1")).GetProperty("artifact_uri").GetString();
-        Assert.StartsWith("file://", uri);
-        Assert.True(File.Exists(new Uri(uri!).LocalPath));
+        // An HTTP URL of the registry's artifact route, never a path on the server.
+        Assert.Equal(new Uri(server.HttpAddress, "/v1/registry/models/mlflow-risk/versions/1/artifact"), new Uri(uri!));
+        Assert.Equal(await File.ReadAllBytesAsync(RiskFile), await server.Client.GetByteArrayAsync(uri));
 
         await Post("model-versions/set-tag", new { name = "mlflow-risk", version = "1", key = "validated", value = "yes" });
         var one = (await Get("model-versions/get?name=mlflow-risk&version=1")).GetProperty("model_version");

@@ -50,6 +50,7 @@ public sealed class RedactionTests : IAsyncLifetime
                 ["Logging:LogLevel:Microsoft"] = "Trace",
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace", // appsettings.json holds it to Warning otherwise
                 ["Logging:LogLevel:Grpc"] = "Trace",
+                ["MedServe:Registry:AllowedSourceDirectories:0"] = ServerFixture.SamplesFolder,
             },
             builder =>
             {

@@ -67,11 +67,20 @@ public static class ModelConfigReader
             DynamicBatching = node.One("dynamic_batching") is { } batching
                 ? ReadDynamicBatching(context, Message(context, batching, "dynamic_batching"))
                 : null,
-            DefaultModelFilename = context.String(node, "default_model_filename") ?? "",
+            DefaultModelFilename = ReadModelFilename(context, node),
             Parameters = ReadParameters(context, node),
         };
 
         return config;
+    }
+
+    /// <summary>A plain file name in the version folder: a config is hostile, and Path.Combine keeps an absolute path.</summary>
+    private static string ReadModelFilename(Context context, ConfigNode node)
+    {
+        var name = context.String(node, "default_model_filename") ?? "";
+        return name.Length == 0 || Files.PathConfinement.IsPlainRelative(name, allowSubfolders: false)
+            ? name
+            : throw context.Error("default_model_filename must be a plain file name inside the version folder (no '/', '..' or absolute path)");
     }
 
     private static List<TensorConfig> ReadTensors(Context context, ConfigNode node, string field)

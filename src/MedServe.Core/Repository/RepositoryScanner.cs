@@ -5,8 +5,21 @@ namespace MedServe.Repository;
 /// <summary>What the repository folder holds for one model: its config (if any) and version folders.</summary>
 public sealed record ModelSource(string Name, string Directory, ModelConfig Config, bool HasConfigFile, IReadOnlyList<long> Versions)
 {
-    public string ModelPath(long version) =>
-        Path.Combine(Directory, version.ToString(CultureInfo.InvariantCulture), Config.ModelFilename);
+    /// <summary>
+    /// The version's model file. It must resolve, symlinks followed, inside its version folder: a
+    /// link to a secret elsewhere on the server is refused like an absolute file name.
+    /// </summary>
+    public string ModelPath(long version)
+    {
+        var folder = Path.Combine(Directory, version.ToString(CultureInfo.InvariantCulture));
+        var path = Path.Combine(folder, Config.ModelFilename);
+        if (Path.Exists(path) && Files.PathConfinement.ResolveInside(folder, Config.ModelFilename, allowSubfolders: false) is null)
+        {
+            throw new ModelConfigException($"{Config.ModelFilename} in version folder {version} resolves outside that folder; a model file must stay inside its version folder");
+        }
+
+        return path;
+    }
 }
 
 /// <summary>

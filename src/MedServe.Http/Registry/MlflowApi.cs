@@ -3,7 +3,6 @@ using System.Text.Json;
 using MedServe.Http.Codec;
 using MedServe.Http.V2;
 using MedServe.Registry;
-using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
@@ -219,10 +218,10 @@ public static class MlflowApi
         await Write(context, new { });
     });
 
-    private static Task DownloadUri(HttpContext context, IRegistryStore store, ArtifactStore artifacts) => Guard(context, async () =>
+    private static Task DownloadUri(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
         var record = await RequireVersion(store, Query(context, "name"), ParseVersion(Query(context, "version")), context.RequestAborted);
-        await Write(context, new { artifact_uri = record.Servable ? new Uri(artifacts.PathOf(record.ArtifactSha256)).ToString() : record.Source });
+        await Write(context, new { artifact_uri = record.Servable ? RegistryApi.ArtifactUrl(context.Request, record.Model, record.Version) : record.Source });
     });
 
     private static Task UpdateModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>

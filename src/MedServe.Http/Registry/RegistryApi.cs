@@ -34,6 +34,7 @@ public static class RegistryApi
         group.MapPost("/models/{model}/versions", RegisterVersion).RequireAuthorization(Scopes.ModelsWrite);
         group.MapGet("/models/{model}/versions/{version:long}", GetVersion).RequireAuthorization(Scopes.ModelsRead);
         group.MapDelete("/models/{model}/versions/{version:long}", DeleteVersion).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/models/{model}/versions/{version:long}/artifact", DownloadArtifact).RequireAuthorization(Scopes.ModelsRead);
         group.MapPut("/models/{model}/tags/{key}", (HttpContext c, IRegistryStore s, string model, string key) => SetTag(c, s, model, null, key)).RequireAuthorization(Scopes.ModelsWrite);
         group.MapPut("/models/{model}/versions/{version:long}/tags/{key}", (HttpContext c, IRegistryStore s, string model, long version, string key) => SetTag(c, s, model, version, key)).RequireAuthorization(Scopes.ModelsWrite);
         group.MapPut("/models/{model}/aliases/{alias}", SetAlias).RequireAuthorization(Scopes.ModelsWrite);
@@ -141,6 +142,25 @@ public static class RegistryApi
             ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
         await Write(context, StatusCodes.Status200OK, w => WriteVersion(w, record));
     });
+
+    /// <summary>The version's ONNX file, verified against its digest (what MLflow's get-download-uri points to).</summary>
+    private static Task DownloadArtifact(HttpContext context, IRegistryStore store, MedServe.Registry.Artifacts.ArtifactStore artifacts, string model, long version) => Guard(context, async () =>
+    {
+        var record = await store.GetVersionAsync(model, version, context.RequestAborted)
+            ?? throw new RegistryException(RegistryError.NotFound, $"model '{model}' has no version {version}");
+        if (!record.Servable)
+        {
+            throw new RegistryException(RegistryError.NotFound, $"model '{model}' version {version} has no artifact in MedServe (its source was recorded only)");
+        }
+
+        var path = await artifacts.OpenVerifiedAsync(record.ArtifactSha256, context.RequestAborted);
+        context.Response.ContentType = "application/octet-stream";
+        await context.Response.SendFileAsync(path, context.RequestAborted);
+    });
+
+    /// <summary>Where a version's artifact is served over HTTP: never a server path.</summary>
+    public static string ArtifactUrl(HttpRequest request, string model, long version) =>
+        $"{request.Scheme}://{request.Host}{Prefix}/models/{Uri.EscapeDataString(model)}/versions/{version}/artifact";
 
     private static Task DeleteVersion(HttpContext context, IRegistryStore store, string model, long version) => Guard(context, async () =>
     {

@@ -11,7 +11,8 @@ namespace MedServe.Registry.Serving;
 /// <summary>Where intent and reality stand for one model: the version the serving alias names, and the one that serves.</summary>
 public sealed record ServingStatus(string Model, long? Intended, long? Serving, string? Reason)
 {
-    public bool Converged => Intended == Serving;
+    /// <summary>Serving what is intended, with nothing left to explain.</summary>
+    public bool Converged => Intended == Serving && Reason is null;
 }
 
 /// <summary>
@@ -76,6 +77,19 @@ public sealed partial class ServingReconciler(
                     {
                         await LoadAsync(model, wanted.Where(w => w != target).Append(keep).Distinct().Order().ToList(), cancellationToken).ConfigureAwait(false);
                         await models.SetServingVersionAsync(model, keep, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        // Nothing served before: the version that failed its warm-up must not take traffic by default.
+                        var others = wanted.Where(w => w != target).ToList();
+                        if (others.Count == 0)
+                        {
+                            await models.UnloadAsync(model, cancellationToken).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await LoadAsync(model, others, cancellationToken).ConfigureAwait(false);
+                        }
                     }
 
                     return Record(new ServingStatus(model, intended, models.ServingVersion(model), $"version {target} not served: {failure}"));
@@ -160,7 +174,7 @@ public sealed partial class ServingReconciler(
 
         if (logger is not null)
         {
-            if (status.Converged && status.Reason is null)
+            if (status.Converged)
             {
                 LogConverged(logger, status.Model, status.Serving);
             }

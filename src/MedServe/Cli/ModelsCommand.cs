@@ -53,11 +53,11 @@ internal static class ModelsCommand
             var mlflowVersion = (await ServerConnection.Read(described, cancellationToken)).GetProperty("model_version");
             using var located = await source.GetAsync($"/api/2.0/mlflow/model-versions/get-download-uri?{query}", cancellationToken);
             var uri = new Uri((await ServerConnection.Read(located, cancellationToken)).GetProperty("artifact_uri").GetString()!);
-            var bytes = uri.IsFile
-                ? await File.ReadAllBytesAsync(uri.LocalPath, cancellationToken)
-                : uri.Scheme is "http" or "https"
-                    ? await source.GetByteArrayAsync(uri, cancellationToken)
-                    : throw new InvalidOperationException($"cannot download '{uri}': only file:// and http(s):// artifact URIs are supported");
+            var bytes = uri.Scheme is "http" or "https"
+                ? await source.GetByteArrayAsync(uri, cancellationToken)
+                : uri.IsFile
+                    ? await File.ReadAllBytesAsync(uri.LocalPath, cancellationToken)
+                    : throw new InvalidOperationException($"cannot download '{uri}': only http(s):// and file:// artifact URIs are supported");
 
             using var client = server.Open(parse);
             var here = parse.GetValue(target) ?? model;

@@ -75,6 +75,7 @@ public static class ServerHost
         LogRedaction.Apply(builder.Services);
 
         // Taken last, so a start that fails above leaves no lock behind; the container releases it on dispose.
+        DataDirPrivacy.Apply(server.ResolvedDataDir);
         var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir);
         builder.Services.AddSingleton(_ => dataDirLock);
         var app = builder.Build();
@@ -154,10 +155,11 @@ public static class ServerHost
         services.TryAddSingleton<IRegistryStore>(sp =>
             SqliteRegistryStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
-        services.TryAddSingleton(sp => new ModelRegistry(
-            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First()));
         var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();
-        services.TryAddSingleton(_ => new SourceFetcher(sources, new HttpClient { Timeout = TimeSpan.FromMinutes(5) }));
+        services.TryAddSingleton(sp => new ModelRegistry(
+            sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First())
+        { MaxArtifactBytes = sources.MaxArtifactBytes });
+        services.TryAddSingleton(_ => new SourceFetcher(sources));
         services.TryAddSingleton(sp => new ServingReconciler(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>(),
             sp.GetRequiredService<ILogger<ServingReconciler>>()));

@@ -37,6 +37,9 @@ public sealed class ServerFixture : IAsyncLifetime
 
     public ModelManager Models => Service<ModelManager>();
 
+    /// <summary>The sample models beside the tests: the one folder local model sources may come from.</summary>
+    public static string SamplesFolder { get; } = Path.Combine(AppContext.BaseDirectory, "samples");
+
     public async Task InitializeAsync()
     {
         _server = await RunningServer.StartAsync(
@@ -44,6 +47,7 @@ public sealed class ServerFixture : IAsyncLifetime
             {
                 ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["MedServe:Registry:AllowedSourceHosts:0"] = "127.0.0.1",
+                ["MedServe:Registry:AllowedSourceDirectories:0"] = SamplesFolder,
             },
             provision: repository =>
             {

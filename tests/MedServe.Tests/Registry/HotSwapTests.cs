@@ -138,6 +138,24 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task A_first_version_that_fails_warm_up_serves_nothing_and_is_not_reported_converged()
+    {
+        var broken = Path.Combine(_root, "broken.onnx");
+        WriteReshapeToSeven(broken);
+        await Register("2.0.0", broken);
+
+        var status = await SetChampion(3);
+
+        Assert.False(status.Converged);
+        Assert.Equal(3, status.Intended);
+        Assert.Null(status.Serving);
+        Assert.Contains("version 3 not served", status.Reason);
+        Assert.Null(_models.ServingVersion("risk"));
+        using var request = Request();
+        await Assert.ThrowsAsync<InferenceException>(async () => await _models.InferAsync("risk", null, request, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Rollback_points_the_alias_back_and_records_why()
     {
         await SetChampion(1);

@@ -74,6 +74,44 @@ public sealed class ModelRegistryTests : IDisposable
         Assert.Empty(await registry.Store.ListVersionsAsync("risk"));
     }
 
+    [Fact]
+    public async Task A_failed_registration_leaves_no_bytes_behind()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+        await Register(registry, "1.0.0", Risk);
+        var secret = "PSEUDONYM-SECRET-0123456789"u8.ToArray();
+
+        // Not a model, a model whose external data leaves its folder, and a valid model refused by the version check.
+        await Assert.ThrowsAsync<RegistryException>(() => registry.RegisterAsync(new VersionRegistration("risk", "", "upload", "t"), new MemoryStream(secret)));
+        await Assert.ThrowsAsync<RegistryException>(() => registry.RegisterAsync(
+            new VersionRegistration("risk", "", "upload", "t"), new MemoryStream(MedServe.Testing.HostileModels.ExternalWeights("../../../../registry.db"))));
+        var breaking = await Assert.ThrowsAsync<RegistryException>(() => registry.RegisterAsync(
+            new VersionRegistration("risk", "1.0.1", "upload", "t"), new MemoryStream(MedServe.Testing.HostileModels.WideDimension(7))));
+
+        Assert.DoesNotContain(_root, breaking.Message);
+        var files = Directory.EnumerateFiles(Path.Combine(_root, "artifacts"), "*", SearchOption.AllDirectories).ToList();
+        Assert.Single(files); // risk.onnx, stored once
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_root, "artifacts", "staging")));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Artifacts_are_readable_by_the_server_user_alone()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+        var record = await Register(registry, "1.0.0", Risk);
+
+        var artifacts = new ArtifactStore(Path.Combine(_root, "artifacts"));
+        var file = artifacts.PathOf(record.ArtifactSha256);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        for (var folder = Path.GetDirectoryName(file)!; folder.Length >= artifacts.Root.Length; folder = Path.GetDirectoryName(folder)!)
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(folder));
+        }
+    }
+
     private async Task<ModelRegistry> Open()
     {
         Directory.CreateDirectory(_root);

@@ -200,6 +200,23 @@ public sealed class ModelConfigReaderTests
         AssertSameConfig(original, reread);
     }
 
+    [Theory]
+    [InlineData("/etc/passwd")]
+    [InlineData("/work/.medserve/admin.key")]
+    [InlineData("../../admin.key")]
+    [InlineData("..")]
+    [InlineData("sub/model.onnx")]
+    [InlineData("model.onnx\u0000")]
+    public void ParseJson_ModelFilenameNamingAnotherPlace_IsRefused(string name)
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(new { name = "m", default_model_filename = name });
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelConfigReader.ParseJson(json, "m"));
+
+        Assert.Contains("default_model_filename must be a plain file name", error.Message);
+        Assert.Throws<ModelConfigException>(() => ModelConfigReader.ParsePbtxt($"default_model_filename: \"{name.Replace("\u0000", "", StringComparison.Ordinal)}x/\"", "m"));
+    }
+
     [Fact]
     public void ToJson_WritesTheEffectiveModelFilename()
     {

@@ -25,6 +25,22 @@ public sealed class RepositoryScannerTests : IDisposable
     }
 
     [Fact]
+    public void ModelPath_ALinkOutOfTheVersionFolder_IsRefused()
+    {
+        File("secret", "admin.key");
+        Folder("m", "1");
+        Folder("m", "2");
+        System.IO.File.CreateSymbolicLink(Path.Combine(_root, "m", "1", "model.onnx"), Path.Combine(_root, "admin.key"));
+        File("model", "m", "2", "model.onnx");
+
+        var source = RepositoryScanner.ReadModel(_root, "m");
+
+        var error = Assert.Throws<ModelConfigException>(() => source.ModelPath(1));
+        Assert.DoesNotContain(_root, error.Message);
+        Assert.Equal(Path.Combine(_root, "m", "2", "model.onnx"), source.ModelPath(2));
+    }
+
+    [Fact]
     public void ListModels_SkipsHiddenFoldersAndFiles_SortedOrdinally()
     {
         Folder("resnet");
