@@ -52,6 +52,11 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
             var status = (int)response.StatusCode;
             statuses[status] = statuses.GetValueOrDefault(status) + 1;
             var text = await response.Content.ReadAsStringAsync();
+            if (text.Contains(server.Root, StringComparison.Ordinal))
+            {
+                failures.Add($"#{i} {method} {path}: {status} names the data dir: {Cut(text)}");
+            }
+
             if (status >= 500)
             {
                 failures.Add($"#{i} {method} {path}: {status} {Cut(text)} [hl={headerLength} ct={contentType} body={Cut(Encoding.UTF8.GetString(body ?? []))}]");
@@ -77,7 +82,7 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
         var path = Paths[random.Next(Paths.Length)];
         var method = random.Next(10) switch { 0 => HttpMethod.Put, 1 => HttpMethod.Delete, 2 => HttpMethod.Patch, _ => HttpMethod.Post };
         var json = ValidLooking(random);
-        byte[] body = random.Next(9) switch
+        byte[] body = random.Next(11) switch
         {
             0 => Encoding.UTF8.GetBytes(json[..random.Next(json.Length)]),                    // truncated
             1 => Mutate(Encoding.UTF8.GetBytes(json), random),                                  // flipped bytes
@@ -87,6 +92,8 @@ public sealed class HostileInputTests(ServerFixture server, ITestOutputHelper ou
             5 => Encoding.UTF8.GetBytes(new string('[', random.Next(10, 2000))),              // deep nesting
             6 => Encoding.UTF8.GetBytes(json.Replace("\"input\"", Pick(random, "\"\"", "null", "1", "\"../x\"", "\"" + new string('a', 5000) + "\""), StringComparison.Ordinal)),
             7 => Encoding.UTF8.GetBytes("{\"parameters\":{\"binary_data_output\":" + Pick(random, "1", "\"yes\"", "{}", "[]") + ",\"priority\":" + Pick(random, "-1", "\"high\"", "1e99", "99") + ",\"timeout\":" + Pick(random, "-5", "\"x\"", "0") + "}," + json[1..]),
+            8 => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { parameters = new { config = JsonSerializer.Serialize(new { name = "risk", default_model_filename = Pick(random, "/etc/passwd", "../../admin.key", "/proc/self/environ", "model.onnx/../../../secrets/pseudonym.key", "a\u0000b", "..", "C:\\x.onnx") }) } })),
+            9 => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { name = "hostile", source = Pick(random, "/proc/self/environ", "file://localhost/etc/passwd", "file:///../../etc/shadow", "http://169.254.169.254/latest/meta-data", "http://127.0.0.1:1/x.onnx", "\\\\server\\share\\m.onnx", "file://evil.example/x.onnx", "/dev/zero", "file:///proc/self/fd/0", "/tmp/../root/.medserve/admin.key") })),
             _ => Encoding.UTF8.GetBytes("{\"name\":" + Pick(random, "1", "null", "\"\"", "\"" + new string('x', 300) + "\"", "{}") + ",\"version\":" + Pick(random, "\"abc\"", "-1", "0", "1.5", "\"1\"") + ",\"source\":" + Pick(random, "\"/etc/passwd\"", "\"s3://x\"", "7", "\"file:///nonexistent\"") + "}"),
         };
         string? headerLength = random.Next(4) == 0 ? Pick(random, "-1", "abc", "999999999", "0", body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), "5") : null;
