@@ -5,6 +5,7 @@
 //   grpc <address> <model> <conns> <seconds>   closed-loop gRPC ModelInfer load on risk or resnet18 (Grpc.Net.Client)
 //   grpc-body <model> <file>           writes one framed ModelInfer request body, for h2load
 //   percentiles <h2load log>           p50 and p99 from h2load's per-request log
+//   journal <folder> <appenders> <seconds> <rounds>   durable records/s: the journal against the SQLite audit store
 using MedServe.Bench;
 
 return args.Length == 0 ? Usage() : args[0] switch
@@ -15,6 +16,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "grpc" => await GrpcLoad.RunAsync(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
     "grpc-body" => GrpcLoad.WriteBody(args[1], args[2]),
     "percentiles" => GrpcLoad.Percentiles(args[1]),
+    "journal" => await JournalLoad.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
     _ => Usage(),
 };
 

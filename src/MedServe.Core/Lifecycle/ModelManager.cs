@@ -466,7 +466,7 @@ public sealed partial class ModelManager : IAsyncDisposable
                 instances.Add(backend.CreateInstance(config, path, i));
             }
 
-            return new ModelVersion(source.Name, version, config, [.. instances], _time, _histograms);
+            return new ModelVersion(source.Name, version, config, [.. instances], _time, _histograms, _options.DefaultMaxQueueSize);
         }
         catch (Exception e)
         {

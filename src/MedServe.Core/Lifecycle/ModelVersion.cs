@@ -20,7 +20,7 @@ public sealed class ModelVersion
     private int _leases;
     private int _retired;
 
-    public ModelVersion(string name, long version, ModelConfig config, IModelInstance[] instances, TimeProvider time, bool recordHistograms = true)
+    public ModelVersion(string name, long version, ModelConfig config, IModelInstance[] instances, TimeProvider time, bool recordHistograms = true, int defaultMaxQueueSize = 0)
     {
         Name = name;
         Version = version;
@@ -31,8 +31,8 @@ public sealed class ModelVersion
         {
             _instances = new InstancePool(instances);
             _scheduler = config.DynamicBatching is not null && config.MaxBatchSize > 0
-                ? new DynamicBatcher(_instances, config, Statistics, time, version)
-                : new DirectScheduler(_instances, Statistics, time, version, config.MaxBatchSize > 0);
+                ? new DynamicBatcher(_instances, config, Statistics, time, version, defaultMaxQueueSize)
+                : new DirectScheduler(_instances, Statistics, time, version, config.MaxBatchSize > 0, defaultMaxQueueSize);
         }
 
         State = instances.Length > 0 ? ModelState.Ready : ModelState.Unavailable;

@@ -9,7 +9,7 @@ namespace MedServe.Scheduling;
 /// The plain concurrent path, for models without dynamic batching: each request waits for a
 /// free instance and runs alone on the caller's thread.
 /// </summary>
-internal sealed class DirectScheduler(InstancePool instances, ModelStatistics statistics, TimeProvider time, long version, bool batched) : IScheduler
+internal sealed class DirectScheduler(InstancePool instances, ModelStatistics statistics, TimeProvider time, long version, bool batched, int maxQueueSize = 0) : IScheduler
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -19,8 +19,20 @@ internal sealed class DirectScheduler(InstancePool instances, ModelStatistics st
 
     public async ValueTask<InferenceResult> EnqueueAsync(InferenceRequest request, IReadOnlyList<TensorConfig> outputs, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _pending);
+        var pending = Interlocked.Increment(ref _pending);
         var start = time.GetTimestamp();
+        if (maxQueueSize > 0 && pending - instances.Count > maxQueueSize)
+        {
+            // More waiting for an instance than the bound: refuse now rather than hold the request's memory.
+            if (Interlocked.Decrement(ref _pending) == 0 && _stopping.IsCancellationRequested)
+            {
+                _drained.TrySetResult();
+            }
+
+            statistics.RecordFailure(0, InferenceErrorKind.QueueFull);
+            throw new InferenceException(InferenceErrorKind.QueueFull, $"the queue of this model is full ({maxQueueSize} requests waiting); retry later");
+        }
+
         IModelInstance? instance = null;
         try
         {

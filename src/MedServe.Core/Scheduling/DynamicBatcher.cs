@@ -30,12 +30,14 @@ internal sealed class DynamicBatcher : IScheduler
     private TaskCompletionSource _wake = NewSignal();
     private TaskCompletionSource _idle = NewSignal();
     private Task _previousBatch = Task.CompletedTask;
+    private readonly int _defaultMaxQueueSize;
     private int _queued;
     private int _running;
     private bool _stopping;
 
-    public DynamicBatcher(InstancePool instances, ModelConfig config, ModelStatistics statistics, TimeProvider time, long version)
+    public DynamicBatcher(InstancePool instances, ModelConfig config, ModelStatistics statistics, TimeProvider time, long version, int defaultMaxQueueSize = 0)
     {
+        _defaultMaxQueueSize = defaultMaxQueueSize;
         _instances = instances;
         _config = config;
         _batching = config.DynamicBatching ?? new DynamicBatchingConfig();
@@ -72,11 +74,12 @@ internal sealed class DynamicBatcher : IScheduler
                 throw InferenceException.Unavailable("the model is shutting down");
             }
 
-            if (policy.MaxQueueSize > 0 && _levelCounts[policy.Level] >= policy.MaxQueueSize)
+            var limit = policy.MaxQueueSize > 0 ? policy.MaxQueueSize : _defaultMaxQueueSize;
+            if (limit > 0 && _levelCounts[policy.Level] >= limit)
             {
                 _statistics.RecordFailure(0, InferenceErrorKind.QueueFull);
                 throw new InferenceException(InferenceErrorKind.QueueFull,
-                    $"the queue of model '{_config.Name}' is full ({policy.MaxQueueSize} requests); retry later");
+                    $"the queue of model '{_config.Name}' is full ({limit} requests); retry later");
             }
 
             // Nothing queued, no delay to wait for and an instance free: a batch of one would

@@ -154,6 +154,44 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_config_without_max_queue_size_is_bounded_by_the_server_default()
+    {
+        var batcher = Start(new DynamicBatchingConfig(), maxBatchSize: 1, gated: true, defaultMaxQueueSize: 2);
+        var running = Background(batcher, DoublingInstance.Request(0, 0));
+        await _instances[0].Started.WaitAsync();
+        var queued = new[] { batcher.EnqueueAsync(DoublingInstance.Request(1, 1), Outputs, default), batcher.EnqueueAsync(DoublingInstance.Request(2, 2), Outputs, default) };
+
+        var error = await Assert.ThrowsAsync<InferenceException>(async () => await batcher.EnqueueAsync(DoublingInstance.Request(3, 3), Outputs, default));
+
+        Assert.Equal(InferenceErrorKind.QueueFull, error.Kind);
+        Assert.Contains("(2 requests)", error.Message);
+        _gate.Release(1000);
+        (await running).Dispose();
+        foreach (var request in queued)
+        {
+            (await request).Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task The_direct_path_is_bounded_too()
+    {
+        _instances = [new DoublingInstance(_gate)];
+        _statistics = new ModelStatistics(_time);
+        var direct = new DirectScheduler(new InstancePool(_instances), _statistics, _time, 1, batched: true, maxQueueSize: 1);
+        var running = Task.Run(async () => await direct.EnqueueAsync(DoublingInstance.Request(0, 0), Outputs, default));
+        await _instances[0].Started.WaitAsync();
+        var waiting = direct.EnqueueAsync(DoublingInstance.Request(1, 1), Outputs, default);
+
+        var error = await Assert.ThrowsAsync<InferenceException>(async () => await direct.EnqueueAsync(DoublingInstance.Request(2, 2), Outputs, default));
+
+        Assert.Equal(InferenceErrorKind.QueueFull, error.Kind);
+        _gate.Release(1000);
+        (await running).Dispose();
+        (await waiting).Dispose();
+    }
+
+    [Fact]
     public async Task A_request_that_waits_past_its_timeout_fails_and_never_runs()
     {
         var policy = new QueuePolicyConfig { DefaultTimeoutMicroseconds = 1_000 };
@@ -284,11 +322,11 @@ public sealed class DynamicBatcherTests : IAsyncDisposable
         Assert.Equal(caller, _instances[0].Threads.Single());
     }
 
-    private DynamicBatcher Start(DynamicBatchingConfig batching, int maxBatchSize, bool gated = false, int instances = 1)
+    private DynamicBatcher Start(DynamicBatchingConfig batching, int maxBatchSize, bool gated = false, int instances = 1, int defaultMaxQueueSize = 0)
     {
         _instances = Enumerable.Range(0, instances).Select(_ => new DoublingInstance(gated ? _gate : null)).ToArray();
         _statistics = new ModelStatistics(_time);
-        _batcher = new DynamicBatcher(new InstancePool(_instances), DoublingInstance.Config(batching, maxBatchSize), _statistics, _time, 1);
+        _batcher = new DynamicBatcher(new InstancePool(_instances), DoublingInstance.Config(batching, maxBatchSize), _statistics, _time, 1, defaultMaxQueueSize);
         return _batcher;
     }
 
