@@ -170,6 +170,65 @@ public sealed class AccessControlTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
+    [Fact]
+    public async Task A_scope_cannot_smuggle_a_second_scope_and_what_is_answered_is_what_is_stored()
+    {
+        foreach (var (scope, shown) in new[]
+        {
+            ("infer:risk admin", "infer:risk admin"),
+            ("infer:risk\nadmin", "infer:risk\\u000aadmin"),
+            ("infer:risk\u0000admin", "infer:risk\\u0000admin"),
+            ("admin ", "admin "),
+            ("infer:../x", "infer:../x"),
+            ("infer:", "infer:"),
+        })
+        {
+            using var response = await server.PostJsonAsync("/v1/keys", JsonSerializer.Serialize(new { name = "smuggler", scopes = new[] { "models:read", scope } }));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.StartsWith($"unknown scope '{shown}'; scopes are infer, models:read", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+        }
+
+        // Unbounded input is not echoed back.
+        using (var flood = await server.PostJsonAsync("/v1/keys", JsonSerializer.Serialize(new { name = "smuggler", scopes = new[] { "infer:" + new string('a', 100_000) } })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, flood.StatusCode);
+            Assert.InRange((await ServerFixture.JsonAsync(flood)).GetProperty("error").GetString()!.Length, 1, 400);
+        }
+
+        var listed = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys");
+        Assert.DoesNotContain(listed.EnumerateArray(), k => k.GetProperty("name").GetString() == "smuggler");
+
+        using var created = await server.PostJsonAsync("/v1/keys", """{"name":"exact","scopes":["infer:risk","models:read"]}""");
+        var answered = (await ServerFixture.JsonAsync(created)).GetProperty("scopes").EnumerateArray().Select(s => s.GetString()).ToList();
+        listed = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys");
+        var stored = listed.EnumerateArray().Single(k => k.GetProperty("name").GetString() == "exact").GetProperty("scopes").EnumerateArray().Select(s => s.GetString());
+        Assert.Equal(["infer:risk", "models:read"], answered);
+        Assert.Equal(answered, stored);
+    }
+
+    [Fact]
+    public async Task A_stored_scope_outside_the_grammar_grants_nothing()
+    {
+        var key = await server.CreateKeyAsync("tampered", "infer:risk");
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(server.Root, "keys.db")}"))
+        {
+            // As an edited row or an older rule could leave it: a scope with a NUL, one with a space.
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = """UPDATE api_keys SET scopes = '["infer:risk","admin\u0000","models:read admin"]' WHERE name = 'tampered';""";
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+
+        using var client = server.CreateClient(key);
+        using var keys = await client.GetAsync("/v1/keys");
+        Assert.Equal(HttpStatusCode.Forbidden, keys.StatusCode);
+        using var models = await client.GetAsync("/v2/models/risk");
+        Assert.Equal(HttpStatusCode.Forbidden, models.StatusCode);
+        using var infer = await client.PostAsync("/v2/models/risk/infer", new StringContent(
+            """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}"""));
+        Assert.Equal(HttpStatusCode.OK, infer.StatusCode);
+    }
+
     /// <summary>For every scope, a key holding all the others (but not admin), and one holding just it.</summary>
     private async Task<Dictionary<string, string>> KeysLackingEachScope(string prefix)
     {
