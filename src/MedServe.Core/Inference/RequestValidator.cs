@@ -12,6 +12,9 @@ public static class RequestValidator
 {
     public static IReadOnlyList<TensorConfig> Validate(ModelConfig config, InferenceRequest request)
     {
+        // Every frontend, audited or not, refuses a patient_id that cannot be an identifier.
+        MedServe.Security.AuditDetails.PatientIdFrom(request.Parameters);
+
         long batch = -1;
         for (var i = 0; i < request.Inputs.Count; i++)
         {

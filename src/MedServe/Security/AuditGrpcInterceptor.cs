@@ -1,7 +1,9 @@
 using System.Globalization;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using MedServe.Grpc;
 using MedServe.Grpc.Protocol;
+using MedServe.Inference;
 
 namespace MedServe.Security;
 
@@ -27,12 +29,31 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         }
 
         var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
-        var patient = infer?.Parameters.TryGetValue(AuditDetails.PatientParameter, out var p) == true && p.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.StringParam
-            ? p.StringParam
-            : context.RequestHeaders.GetValue(PatientMetadataKey);
+
+        // The same reading as the REST frontend's: an int64 names the patient by its decimal text; a value that cannot be an identifier is refused.
+        string? patient = null;
+        InferenceException? badPatient = null;
+        if (infer is not null)
+        {
+            try
+            {
+                patient = InferenceGrpcService.PatientIdOf(infer);
+            }
+            catch (InferenceException e)
+            {
+                badPatient = e;
+            }
+        }
+
+        patient ??= context.RequestHeaders.GetValue(PatientMetadataKey);
         try
         {
             RefuseOtherModels(http, infer);
+            if (badPatient is not null)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, badPatient.Message));
+            }
+
             var response = await continuation(request, context).ConfigureAwait(false);
             if (response is ModelInferResponse answered)
             {
