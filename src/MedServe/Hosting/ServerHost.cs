@@ -75,7 +75,7 @@ public static class ServerHost
         LogRedaction.Apply(builder.Services);
 
         // Taken last, so a start that fails above leaves no lock behind; the container releases it on dispose.
-        var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir);
+        var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir, server.DataDir);
         builder.Services.AddSingleton(_ => dataDirLock);
         var app = builder.Build();
         app.Services.GetRequiredService<DataDirLock>();
