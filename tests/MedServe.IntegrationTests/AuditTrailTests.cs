@@ -193,6 +193,53 @@ public sealed class AuditTrailTests(ServerFixture server)
         return request;
     }
 
+    [Theory]
+    [InlineData("inference.GRPCInferenceService", "SystemSharedMemoryStatus", false)] // in the service, not offered
+    [InlineData("inference.GRPCInferenceService", "ModelStreamInfer", true)] // a stream, not offered
+    [InlineData("inference.GRPCInferenceService", "NoSuchMethod", false)] // not in the service
+    [InlineData("no.such.Service", "Call", false)] // no such service
+    public async Task An_unimplemented_grpc_call_is_recorded_with_its_grpc_status_not_200(string service, string method, bool streaming)
+    {
+        var bytes = global::Grpc.Core.Marshallers.Create<byte[]>(b => b, b => b);
+        var invoker = server.GrpcChannel.CreateCallInvoker();
+        string? requestId = null;
+        var error = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () =>
+        {
+            if (streaming)
+            {
+                using var call = invoker.AsyncDuplexStreamingCall(new global::Grpc.Core.Method<byte[], byte[]>(global::Grpc.Core.MethodType.DuplexStreaming, service, method, bytes, bytes), null, default);
+                await call.RequestStream.CompleteAsync();
+                try
+                {
+                    while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                    {
+                    }
+                }
+                finally
+                {
+                    requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id");
+                }
+            }
+            else
+            {
+                using var call = invoker.AsyncUnaryCall(new global::Grpc.Core.Method<byte[], byte[]>(global::Grpc.Core.MethodType.Unary, service, method, bytes, bytes), null, default, []);
+                try
+                {
+                    await call.ResponseAsync;
+                }
+                finally
+                {
+                    requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id");
+                }
+            }
+        });
+        Assert.Equal(global::Grpc.Core.StatusCode.Unimplemented, error.StatusCode);
+        Assert.NotNull(requestId);
+
+        var record = Assert.Single(await Records(), r => r.Event.RequestId == requestId).Event;
+        Assert.Equal("Unimplemented", record.Outcome);
+    }
+
     [Fact]
     public async Task Key_changes_are_recorded_by_key_name_and_the_trail_verifies_and_exports_as_fhir()
     {
