@@ -229,6 +229,43 @@ public sealed class AccessControlTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.OK, infer.StatusCode);
     }
 
+    [Theory]
+    [InlineData("GET", "/v2", "ServerMetadata")]
+    [InlineData("GET", "/v2/health/live", "ServerLive")]
+    [InlineData("GET", "/v2/health/ready", "ServerReady")]
+    [InlineData("GET", "/v2/models/{model}", "ModelMetadata")]
+    [InlineData("GET", "/v2/models/{model}/ready", "ModelReady")]
+    [InlineData("GET", "/v2/models/{model}/config", "ModelConfig")]
+    [InlineData("POST", "/v2/models/{model}/infer", "ModelInfer")]
+    [InlineData("GET", "/v2/models/{model}/stats", "ModelStatistics")]
+    [InlineData("POST", "/v2/repository/index", "RepositoryIndex")]
+    [InlineData("POST", "/v2/repository/models/{model}/load", "RepositoryModelLoad")]
+    [InlineData("POST", "/v2/repository/models/{model}/unload", "RepositoryModelUnload")]
+    public void A_rest_route_and_its_grpc_method_need_the_same_scope(string method, string route, string grpcMethod)
+    {
+        var rest = RestRoutes().Single(r => r.Method == method && r.Endpoint.RoutePattern.RawText == route).Endpoint;
+        var grpc = Endpoints().Single(e => e.RoutePattern.RawText == $"/{GrpcService}/{grpcMethod}");
+        Assert.Equal(ScopeAuthorization.RequiredScope(grpc), ScopeAuthorization.RequiredScope(rest));
+    }
+
+    [Fact]
+    public async Task The_repository_index_is_a_read_over_rest_and_grpc_alike()
+    {
+        var reader = await server.CreateKeyAsync("index-reader", "models:read");
+        using var client = server.CreateClient(reader);
+        using var index = await client.PostAsync("/v2/repository/index", null);
+        Assert.Equal(HttpStatusCode.OK, index.StatusCode);
+        Assert.Contains(JsonDocument.Parse(await index.Content.ReadAsStringAsync()).RootElement.EnumerateArray(), e => e.GetProperty("name").GetString() == "risk");
+
+        using var channel = server.CreateGrpcChannel(reader);
+        var grpc = await new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(channel).RepositoryIndexAsync(new());
+        Assert.Contains(grpc.Models, m => m.Name == "risk");
+
+        // Loading stays a change.
+        using var load = await client.PostAsync("/v2/repository/models/risk/load", null);
+        Assert.Equal(HttpStatusCode.Forbidden, load.StatusCode);
+    }
+
     /// <summary>For every scope, a key holding all the others (but not admin), and one holding just it.</summary>
     private async Task<Dictionary<string, string>> KeysLackingEachScope(string prefix)
     {
