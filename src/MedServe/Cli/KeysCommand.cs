@@ -33,7 +33,7 @@ internal static class KeysCommand
         var days = new Option<double?>("--expires-in-days") { Description = "Lifetime in days (default: no expiry)" };
         var rate = new Option<int?>("--rate-limit") { Description = "Requests per second for this key (default: the server's)" };
         var command = new Command("create", "Create a key; its secret is printed once") { name, scopes, days, rate };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
             // "infer:risk models:read", "infer:risk,models:read" and two arguments are the same two scopes;
             // each is checked here too, so the request carries exactly the scopes the server will store.
@@ -46,7 +46,6 @@ internal static class KeysCommand
                 return 2;
             }
 
-            using var client = server.Open(parse);
             var body = new Dictionary<string, object?> { ["name"] = parse.GetValue(name), ["scopes"] = scopeList };
             if (parse.GetValue(days) is { } d)
             {
@@ -71,9 +70,8 @@ internal static class KeysCommand
     private static Command List(ServerConnection server)
     {
         var command = new Command("list", "List keys (never their secrets)");
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             using var response = await client.GetAsync("/v1/keys", cancellationToken);
             var keys = (await ServerConnection.Read(response, cancellationToken)).GetProperty("keys");
             Console.WriteLine($"{"NAME",-20} {"SCOPES",-30} {"CREATED",-20} {"STATE",-28}");
@@ -95,9 +93,8 @@ internal static class KeysCommand
     {
         var name = new Argument<string>("name") { Description = "The key's name" };
         var command = new Command(verb, description) { name };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             var target = Uri.EscapeDataString(parse.GetValue(name)!);
             using var response = verb == "revoke"
                 ? await client.DeleteAsync($"/v1/keys/{target}", cancellationToken)
