@@ -108,19 +108,21 @@ internal static class GrpcTensorCodec
         var result = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal);
         foreach (var (key, value) in parameters)
         {
-            result[key] = value.ParameterChoiceCase switch
-            {
-                InferParameter.ParameterChoiceOneofCase.BoolParam => InferenceParameter.Of(value.BoolParam),
-                InferParameter.ParameterChoiceOneofCase.Int64Param => InferenceParameter.Of(value.Int64Param),
-                InferParameter.ParameterChoiceOneofCase.StringParam => InferenceParameter.Of(value.StringParam),
-                InferParameter.ParameterChoiceOneofCase.DoubleParam => InferenceParameter.Of(value.DoubleParam),
-                InferParameter.ParameterChoiceOneofCase.Uint64Param when value.Uint64Param <= long.MaxValue => InferenceParameter.Of((long)value.Uint64Param),
-                _ => throw InferenceException.Invalid($"parameter '{key}' has no value or one out of range"),
-            };
+            result[key] = ReadParameter(key, value);
         }
 
         return result;
     }
+
+    public static InferenceParameter ReadParameter(string key, InferParameter value) => value.ParameterChoiceCase switch
+    {
+        InferParameter.ParameterChoiceOneofCase.BoolParam => InferenceParameter.Of(value.BoolParam),
+        InferParameter.ParameterChoiceOneofCase.Int64Param => InferenceParameter.Of(value.Int64Param),
+        InferParameter.ParameterChoiceOneofCase.StringParam => InferenceParameter.Of(value.StringParam),
+        InferParameter.ParameterChoiceOneofCase.DoubleParam => InferenceParameter.Of(value.DoubleParam),
+        InferParameter.ParameterChoiceOneofCase.Uint64Param when value.Uint64Param <= long.MaxValue => InferenceParameter.Of((long)value.Uint64Param),
+        _ => throw InferenceException.Invalid($"parameter '{key}' has no value or one out of range"),
+    };
 
     private static ReadOnlyMemory<byte> Pack(string name, TensorDataType type, InferTensorContents contents, InferenceRequest request)
     {

@@ -166,6 +166,12 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
         }
     }
 
+    /// <summary>The patient a ModelInfer request's parameters name, read as the REST frontend reads it (<see cref="AuditDetails.PatientIdOf"/>).</summary>
+    public static string? PatientIdOf(ModelInferRequest request) =>
+        request.Parameters.TryGetValue(AuditDetails.PatientParameter, out var value)
+            ? AuditDetails.PatientIdOf(GrpcTensorCodec.ReadParameter(AuditDetails.PatientParameter, value))
+            : null;
+
     internal static RpcException ToRpc(InferenceException error) => new(new Status(error.Kind switch
     {
         InferenceErrorKind.InvalidArgument => StatusCode.InvalidArgument,

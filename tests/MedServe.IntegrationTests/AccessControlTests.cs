@@ -170,6 +170,102 @@ public sealed class AccessControlTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 
+    [Fact]
+    public async Task A_scope_cannot_smuggle_a_second_scope_and_what_is_answered_is_what_is_stored()
+    {
+        foreach (var (scope, shown) in new[]
+        {
+            ("infer:risk admin", "infer:risk admin"),
+            ("infer:risk\nadmin", "infer:risk\\u000aadmin"),
+            ("infer:risk\u0000admin", "infer:risk\\u0000admin"),
+            ("admin ", "admin "),
+            ("infer:../x", "infer:../x"),
+            ("infer:", "infer:"),
+        })
+        {
+            using var response = await server.PostJsonAsync("/v1/keys", JsonSerializer.Serialize(new { name = "smuggler", scopes = new[] { "models:read", scope } }));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.StartsWith($"unknown scope '{shown}'; scopes are infer, models:read", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+        }
+
+        // Unbounded input is not echoed back.
+        using (var flood = await server.PostJsonAsync("/v1/keys", JsonSerializer.Serialize(new { name = "smuggler", scopes = new[] { "infer:" + new string('a', 100_000) } })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, flood.StatusCode);
+            Assert.InRange((await ServerFixture.JsonAsync(flood)).GetProperty("error").GetString()!.Length, 1, 400);
+        }
+
+        var listed = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys");
+        Assert.DoesNotContain(listed.EnumerateArray(), k => k.GetProperty("name").GetString() == "smuggler");
+
+        using var created = await server.PostJsonAsync("/v1/keys", """{"name":"exact","scopes":["infer:risk","models:read"]}""");
+        var answered = (await ServerFixture.JsonAsync(created)).GetProperty("scopes").EnumerateArray().Select(s => s.GetString()).ToList();
+        listed = JsonDocument.Parse(await server.Client.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys");
+        var stored = listed.EnumerateArray().Single(k => k.GetProperty("name").GetString() == "exact").GetProperty("scopes").EnumerateArray().Select(s => s.GetString());
+        Assert.Equal(["infer:risk", "models:read"], answered);
+        Assert.Equal(answered, stored);
+    }
+
+    [Fact]
+    public async Task A_stored_scope_outside_the_grammar_grants_nothing()
+    {
+        var key = await server.CreateKeyAsync("tampered", "infer:risk");
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(server.Root, "keys.db")}"))
+        {
+            // As an edited row or an older rule could leave it: a scope with a NUL, one with a space.
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = """UPDATE api_keys SET scopes = '["infer:risk","admin\u0000","models:read admin"]' WHERE name = 'tampered';""";
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+
+        using var client = server.CreateClient(key);
+        using var keys = await client.GetAsync("/v1/keys");
+        Assert.Equal(HttpStatusCode.Forbidden, keys.StatusCode);
+        using var models = await client.GetAsync("/v2/models/risk");
+        Assert.Equal(HttpStatusCode.Forbidden, models.StatusCode);
+        using var infer = await client.PostAsync("/v2/models/risk/infer", new StringContent(
+            """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}"""));
+        Assert.Equal(HttpStatusCode.OK, infer.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("GET", "/v2", "ServerMetadata")]
+    [InlineData("GET", "/v2/health/live", "ServerLive")]
+    [InlineData("GET", "/v2/health/ready", "ServerReady")]
+    [InlineData("GET", "/v2/models/{model}", "ModelMetadata")]
+    [InlineData("GET", "/v2/models/{model}/ready", "ModelReady")]
+    [InlineData("GET", "/v2/models/{model}/config", "ModelConfig")]
+    [InlineData("POST", "/v2/models/{model}/infer", "ModelInfer")]
+    [InlineData("GET", "/v2/models/{model}/stats", "ModelStatistics")]
+    [InlineData("POST", "/v2/repository/index", "RepositoryIndex")]
+    [InlineData("POST", "/v2/repository/models/{model}/load", "RepositoryModelLoad")]
+    [InlineData("POST", "/v2/repository/models/{model}/unload", "RepositoryModelUnload")]
+    public void A_rest_route_and_its_grpc_method_need_the_same_scope(string method, string route, string grpcMethod)
+    {
+        var rest = RestRoutes().Single(r => r.Method == method && r.Endpoint.RoutePattern.RawText == route).Endpoint;
+        var grpc = Endpoints().Single(e => e.RoutePattern.RawText == $"/{GrpcService}/{grpcMethod}");
+        Assert.Equal(ScopeAuthorization.RequiredScope(grpc), ScopeAuthorization.RequiredScope(rest));
+    }
+
+    [Fact]
+    public async Task The_repository_index_is_a_read_over_rest_and_grpc_alike()
+    {
+        var reader = await server.CreateKeyAsync("index-reader", "models:read");
+        using var client = server.CreateClient(reader);
+        using var index = await client.PostAsync("/v2/repository/index", null);
+        Assert.Equal(HttpStatusCode.OK, index.StatusCode);
+        Assert.Contains(JsonDocument.Parse(await index.Content.ReadAsStringAsync()).RootElement.EnumerateArray(), e => e.GetProperty("name").GetString() == "risk");
+
+        using var channel = server.CreateGrpcChannel(reader);
+        var grpc = await new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(channel).RepositoryIndexAsync(new());
+        Assert.Contains(grpc.Models, m => m.Name == "risk");
+
+        // Loading stays a change.
+        using var load = await client.PostAsync("/v2/repository/models/risk/load", null);
+        Assert.Equal(HttpStatusCode.Forbidden, load.StatusCode);
+    }
+
     /// <summary>For every scope, a key holding all the others (but not admin), and one holding just it.</summary>
     private async Task<Dictionary<string, string>> KeysLackingEachScope(string prefix)
     {

@@ -84,6 +84,163 @@ public sealed class AuditTrailTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task A_numeric_patient_id_is_its_decimal_text_over_rest_json_binary_and_grpc()
+    {
+        var expected = server.Service<Pseudonymizer>().Pseudonym("4455667799");
+
+        using (var json = await server.PostJsonAsync("/v2/models/risk/infer", $$"""{"parameters":{"patient_id":4455667799},"inputs":[{{RiskInput}}]}"""))
+        {
+            Assert.Equal(HttpStatusCode.OK, json.StatusCode);
+            Assert.Equal(expected, (await RecordOf(json)).PatientPseudonym);
+        }
+
+        using (var text = await server.PostJsonAsync("/v2/models/risk/infer", $$"""{"parameters":{"patient_id":"4455667799"},"inputs":[{{RiskInput}}]}"""))
+        {
+            Assert.Equal(expected, (await RecordOf(text)).PatientPseudonym);
+        }
+
+        // The binary extension: the parameters are in the JSON header part.
+        var raw = new byte[30 * sizeof(float)];
+        using (var binary = await server.PostBinaryAsync("/v2/models/risk/infer",
+            $$$"""{"parameters":{"patient_id":4455667799},"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":{{{raw.Length}}}}}]}""", raw))
+        {
+            Assert.Equal(HttpStatusCode.OK, binary.StatusCode);
+            Assert.Equal(expected, (await RecordOf(binary)).PatientPseudonym);
+        }
+
+        foreach (var parameter in new[]
+        {
+            new MedServe.Grpc.Protocol.InferParameter { Int64Param = 4455667799 },
+            new MedServe.Grpc.Protocol.InferParameter { Uint64Param = 4455667799 },
+        })
+        {
+            using var call = server.Grpc.ModelInferAsync(GrpcRiskRequest(parameter));
+            await call.ResponseAsync;
+            var requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id")!;
+            Assert.Equal(expected, Assert.Single(await Records(), r => r.Event.RequestId == requestId).Event.PatientPseudonym);
+        }
+    }
+
+    [Theory]
+    [InlineData("true", "is a boolean")]
+    [InlineData("4455667799.0", "is a floating-point number")]
+    [InlineData("1e3", "is a floating-point number")]
+    [InlineData("123456789012345678901234567890", "is a floating-point number (or an integer beyond 64 bits)")]
+    [InlineData("\"\"", "is empty")]
+    [InlineData("\"   \"", "is empty")]
+    [InlineData("\" MRN-1\"", "leading or trailing whitespace")]
+    [InlineData("\"MRN\\u0000-1\"", "control characters")]
+    [InlineData("{\"id\":\"MRN-1\"}", "must be a string, number or boolean")]
+    [InlineData("[\"MRN-1\"]", "must be a string, number or boolean")]
+    public async Task A_patient_id_that_cannot_be_an_identifier_is_refused_not_dropped(string value, string message)
+    {
+        foreach (var binary in new[] { false, true })
+        {
+            var json = $$"""{"parameters":{"patient_id":{{value}}},"inputs":[{{RiskInput}}]}""";
+            using var response = binary
+                ? await server.PostBinaryAsync("/v2/models/risk/infer",
+                    $$$"""{"parameters":{"patient_id":{{{value}}}},"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}]}""", new byte[120])
+                : await server.PostJsonAsync("/v2/models/risk/infer", json);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            var error = (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString()!;
+            Assert.Contains(message, error);
+            Assert.DoesNotContain("MRN", error);
+            var record = await RecordOf(response);
+            Assert.Equal(("400", ""), (record.Outcome, record.PatientPseudonym));
+        }
+    }
+
+    [Fact]
+    public async Task An_over_long_patient_id_is_refused_without_being_echoed()
+    {
+        var id = "MRN-" + new string('7', 200);
+        using var response = await server.PostJsonAsync("/v2/models/risk/infer", $$"""{"parameters":{"patient_id":"{{id}}"},"inputs":[{{RiskInput}}]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString()!;
+        Assert.Equal("parameter 'patient_id' is 204 characters long; it must be a non-empty string of at most 128 characters or an integer", error);
+    }
+
+    [Fact]
+    public async Task A_grpc_patient_id_that_cannot_be_an_identifier_is_invalid_argument()
+    {
+        foreach (var (parameter, message) in new[]
+        {
+            (new MedServe.Grpc.Protocol.InferParameter { BoolParam = true }, "is a boolean"),
+            (new MedServe.Grpc.Protocol.InferParameter { DoubleParam = 4455667799 }, "is a floating-point number"),
+            (new MedServe.Grpc.Protocol.InferParameter { StringParam = "" }, "is empty"),
+            (new MedServe.Grpc.Protocol.InferParameter { StringParam = new string('7', 129) }, "is 129 characters long"),
+            (new MedServe.Grpc.Protocol.InferParameter(), "has no value"),
+            (new MedServe.Grpc.Protocol.InferParameter { Uint64Param = ulong.MaxValue }, "one out of range"),
+        })
+        {
+            using var call = server.Grpc.ModelInferAsync(GrpcRiskRequest(parameter));
+            var refused = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => call.ResponseAsync);
+            Assert.Equal(global::Grpc.Core.StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.Contains(message, refused.Status.Detail);
+            var requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id")!;
+            Assert.Equal("InvalidArgument", Assert.Single(await Records(), r => r.Event.RequestId == requestId).Event.Outcome);
+        }
+    }
+
+    private static MedServe.Grpc.Protocol.ModelInferRequest GrpcRiskRequest(MedServe.Grpc.Protocol.InferParameter patient)
+    {
+        var request = new MedServe.Grpc.Protocol.ModelInferRequest { ModelName = "risk" };
+        var input = new MedServe.Grpc.Protocol.ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 30 } };
+        input.Contents = new MedServe.Grpc.Protocol.InferTensorContents();
+        input.Contents.Fp32Contents.Add(new float[30]);
+        request.Inputs.Add(input);
+        request.Parameters["patient_id"] = patient;
+        return request;
+    }
+
+    [Theory]
+    [InlineData("inference.GRPCInferenceService", "SystemSharedMemoryStatus", false)] // in the service, not offered
+    [InlineData("inference.GRPCInferenceService", "ModelStreamInfer", true)] // a stream, not offered
+    [InlineData("inference.GRPCInferenceService", "NoSuchMethod", false)] // not in the service
+    [InlineData("no.such.Service", "Call", false)] // no such service
+    public async Task An_unimplemented_grpc_call_is_recorded_with_its_grpc_status_not_200(string service, string method, bool streaming)
+    {
+        var bytes = global::Grpc.Core.Marshallers.Create<byte[]>(b => b, b => b);
+        var invoker = server.GrpcChannel.CreateCallInvoker();
+        string? requestId = null;
+        var error = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(async () =>
+        {
+            if (streaming)
+            {
+                using var call = invoker.AsyncDuplexStreamingCall(new global::Grpc.Core.Method<byte[], byte[]>(global::Grpc.Core.MethodType.DuplexStreaming, service, method, bytes, bytes), null, default);
+                await call.RequestStream.CompleteAsync();
+                try
+                {
+                    while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                    {
+                    }
+                }
+                finally
+                {
+                    requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id");
+                }
+            }
+            else
+            {
+                using var call = invoker.AsyncUnaryCall(new global::Grpc.Core.Method<byte[], byte[]>(global::Grpc.Core.MethodType.Unary, service, method, bytes, bytes), null, default, []);
+                try
+                {
+                    await call.ResponseAsync;
+                }
+                finally
+                {
+                    requestId = (await call.ResponseHeadersAsync).GetValue("x-request-id");
+                }
+            }
+        });
+        Assert.Equal(global::Grpc.Core.StatusCode.Unimplemented, error.StatusCode);
+        Assert.NotNull(requestId);
+
+        var record = Assert.Single(await Records(), r => r.Event.RequestId == requestId).Event;
+        Assert.Equal("Unimplemented", record.Outcome);
+    }
+
+    [Fact]
     public async Task Key_changes_are_recorded_by_key_name_and_the_trail_verifies_and_exports_as_fhir()
     {
         using (var created = await server.PostJsonAsync("/v1/keys", """{"name":"audited-key","scopes":["audit:read"]}"""))

@@ -108,6 +108,60 @@ public sealed class BadInputTests(ServerFixture server)
         await AssertStillServingAsync();
     }
 
+    [Fact]
+    public async Task Duplicate_outputs_and_inputs_are_400_over_json_and_binary_and_invalid_argument_over_grpc()
+    {
+        var outputs = string.Join(",", Enumerable.Repeat("{\"name\":\"out\"}", 100_000));
+        using (var json = await server.PostJsonAsync("/v2/models/id-fp32/infer",
+            $$"""{"inputs":[{"name":"in","shape":[1,3],"datatype":"FP32","data":[1,2,3]}],"outputs":[{"name":"copy"},{{outputs}}]}"""))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, json.StatusCode);
+            Assert.Equal("output 'out' is requested more than once", (await ServerFixture.JsonAsync(json)).GetProperty("error").GetString());
+        }
+
+        using (var binary = await server.PostBinaryAsync("/v2/models/id-fp32/infer",
+            """{"inputs":[{"name":"in","shape":[1,3],"datatype":"FP32","parameters":{"binary_data_size":12}}],"outputs":[{"name":"out","parameters":{"binary_data":true}},{"name":"out"}]}""", new byte[12]))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, binary.StatusCode);
+            Assert.Equal("output 'out' is requested more than once", (await ServerFixture.JsonAsync(binary)).GetProperty("error").GetString());
+        }
+
+        using (var inputs = await server.PostJsonAsync("/v2/models/id-fp32/infer",
+            """{"inputs":[{"name":"in","shape":[1,3],"datatype":"FP32","data":[1,2,3]},{"name":"in","shape":[1,3],"datatype":"FP32","data":[4,5,6]}]}"""))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, inputs.StatusCode);
+            Assert.Equal("input 'in' is given more than once", (await ServerFixture.JsonAsync(inputs)).GetProperty("error").GetString());
+        }
+
+        MedServe.Grpc.Protocol.ModelInferRequest Grpc(int inputCopies, params string[] outputNames)
+        {
+            var request = new MedServe.Grpc.Protocol.ModelInferRequest { ModelName = "id-fp32" };
+            for (var i = 0; i < inputCopies; i++)
+            {
+                var input = new MedServe.Grpc.Protocol.ModelInferRequest.Types.InferInputTensor { Name = "in", Datatype = "FP32", Shape = { 1, 3 } };
+                input.Contents = new MedServe.Grpc.Protocol.InferTensorContents();
+                input.Contents.Fp32Contents.Add([1f, 2f, 3f]);
+                request.Inputs.Add(input);
+            }
+
+            foreach (var name in outputNames)
+            {
+                request.Outputs.Add(new MedServe.Grpc.Protocol.ModelInferRequest.Types.InferRequestedOutputTensor { Name = name });
+            }
+
+            return request;
+        }
+
+        var output = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => server.Grpc.ModelInferAsync(Grpc(1, "copy", "out", "out")).ResponseAsync);
+        Assert.Equal((global::Grpc.Core.StatusCode.InvalidArgument, "output 'out' is requested more than once"), (output.StatusCode, output.Status.Detail));
+        var input = await Assert.ThrowsAsync<global::Grpc.Core.RpcException>(() => server.Grpc.ModelInferAsync(Grpc(2, "out")).ResponseAsync);
+        Assert.Equal((global::Grpc.Core.StatusCode.InvalidArgument, "input 'in' is given more than once"), (input.StatusCode, input.Status.Detail));
+
+        // Each output once is still fine.
+        var answered = await server.Grpc.ModelInferAsync(Grpc(1, "copy", "out"));
+        Assert.Equal(["copy", "out"], answered.Outputs.Select(o => o.Name));
+    }
+
     private async Task AssertStillServingAsync()
     {
         using var response = await server.PostJsonAsync("/v2/models/risk/infer",

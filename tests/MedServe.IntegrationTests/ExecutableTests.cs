@@ -66,4 +66,20 @@ public sealed class ExecutableTests : IDisposable
         Assert.Contains(message, output);
         Assert.DoesNotContain("   at ", output); // a message, not a stack trace
     }
+
+    [Fact]
+    public async Task Jwt_with_a_signing_key_but_no_issuer_or_audience_is_refused_with_exit_code_2()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var publicKey = Path.Combine(_workingDirectory, "idp.pem");
+        await File.WriteAllTextAsync(publicKey, key.ExportSubjectPublicKeyInfoPem());
+
+        var (exitCode, output) = await ServerProcess.RunAsync(_workingDirectory, new Dictionary<string, string> { ["MEDSERVE_AUTH__JWT__SIGNING_KEY_PATH"] = publicKey }, "serve");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("refusing to start with JWT bearer tokens enabled: no issuer to validate tokens against", output);
+        Assert.Contains("no audience to validate tokens against", output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.False(File.Exists(Path.Combine(_workingDirectory, ".medserve", "medserve.lock")), "refused before taking the data dir");
+    }
 }

@@ -86,6 +86,26 @@ public sealed class SecurityCliTests
         }
     }
 
+    [Fact]
+    public async Task Keys_create_splits_scopes_on_spaces_and_commas_and_the_server_stores_what_was_sent()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        var url = server.HttpAddress.ToString().TrimEnd('/');
+        Assert.Equal(0, await Run("keys", "create", "--name", "spaced", "--scopes", "infer:risk models:read", "--server", url, "--api-key", server.AdminKey));
+        Assert.Equal(0, await Run("keys", "create", "--name", "commas", "--scopes", "infer:risk,models:read", "audit:read", "--server", url, "--api-key", server.AdminKey));
+        foreach (var bad in new[] { "infer:risk\0admin", "infer:../x", "infer:", "superuser", " , " })
+        {
+            Assert.Equal(2, await Run("keys", "create", "--name", "refused", "--scopes", bad, "--server", url, "--api-key", server.AdminKey));
+        }
+
+        using var admin = server.Client(server.AdminKey);
+        var keys = JsonDocument.Parse(await admin.GetStringAsync("/v1/keys")).RootElement.GetProperty("keys").EnumerateArray()
+            .ToDictionary(k => k.GetProperty("name").GetString()!, k => k.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()).ToList());
+        Assert.Equal(["infer:risk", "models:read"], keys["spaced"]);
+        Assert.Equal(["infer:risk", "models:read", "audit:read"], keys["commas"]);
+        Assert.False(keys.ContainsKey("refused"));
+    }
+
     private static Task<int> Run(params string[] args) =>
         new RootCommand { KeysCommand.Create(), AuditCommand.Create() }.Parse(args).InvokeAsync();
 }

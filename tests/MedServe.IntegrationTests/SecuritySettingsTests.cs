@@ -79,6 +79,119 @@ public sealed class SecuritySettingsTests
         }
     }
 
+    [Theory]
+    [InlineData(null, null, false, "no issuer to validate tokens against: set MedServe:Auth:Jwt:Issuer")]
+    [InlineData(null, null, false, "no audience to validate tokens against: set MedServe:Auth:Jwt:Audience")]
+    [InlineData("https://idp.hospital.test", null, false, "or MedServe:Auth:Jwt:AllowAnyAudience=true if this issuer mints tokens for this server only")]
+    [InlineData(null, "medserve", true, "no issuer to validate tokens against")]
+    [InlineData("https://idp.hospital.test", "medserve", true, "MedServe:Auth:Jwt:Audience and MedServe:Auth:Jwt:AllowAnyAudience=true contradict each other")]
+    public async Task A_jwt_setup_with_nothing_to_validate_tokens_against_is_refused_at_start(string? issuer, string? audience, bool anyAudience, string message)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
+        await File.WriteAllTextAsync(publicKey, key.ExportSubjectPublicKeyInfoPem());
+        try
+        {
+            var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => RunningServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+                ["MedServe:Auth:Jwt:Issuer"] = issuer,
+                ["MedServe:Auth:Jwt:Audience"] = audience,
+                ["MedServe:Auth:Jwt:AllowAnyAudience"] = anyAudience ? "true" : null,
+            }));
+            Assert.StartsWith("refusing to start with JWT bearer tokens enabled: ", error.Message);
+            Assert.Contains(message, error.Message);
+            Assert.DoesNotContain(publicKey, error.Message);
+        }
+        finally
+        {
+            File.Delete(publicKey);
+        }
+    }
+
+    [Fact]
+    public async Task Jwt_tokens_need_the_audience_an_expiry_within_30_seconds_of_skew_and_a_signature()
+    {
+        using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
+        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
+        try
+        {
+            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+                ["MedServe:Auth:Jwt:Audience"] = "medserve",
+            });
+            var now = DateTime.UtcNow;
+            foreach (var (token, accepted, why) in new[]
+            {
+                (Mint(issuerKey, "medserve", now.AddMinutes(5)), true, "valid"),
+                (Mint(issuerKey, "medserve", now.AddSeconds(-5)), true, "expired 5 s ago, within the 30 s skew"),
+                (Mint(issuerKey, "medserve", now.AddMinutes(-2)), false, "expired 2 minutes ago (the default 5-minute skew accepted it)"),
+                (Mint(issuerKey, null, now.AddMinutes(5)), false, "no audience"),
+                (Mint(issuerKey, "medserve-staging", now.AddMinutes(5)), false, "another audience"),
+                (Mint(issuerKey, "medserve", null), false, "no expiry"),
+                (Mint(null, "medserve", now.AddMinutes(5)), false, "unsigned"),
+            })
+            {
+                using var client = server.Client(token);
+                using var response = await client.GetAsync("/v2/models/risk");
+                Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
+            }
+        }
+        finally
+        {
+            File.Delete(publicKey);
+        }
+    }
+
+    [Fact]
+    public async Task Allowing_any_audience_is_an_explicit_setting_and_the_issuer_is_still_checked()
+    {
+        using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
+        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
+        try
+        {
+            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+                ["MedServe:Auth:Jwt:AllowAnyAudience"] = "true",
+            });
+            var expires = DateTime.UtcNow.AddMinutes(5);
+            foreach (var (token, accepted, why) in new[]
+            {
+                (Mint(issuerKey, "anything", expires), true, "any audience"),
+                (Mint(issuerKey, null, expires), true, "no audience"),
+                (Mint(issuerKey, "medserve", expires, issuer: "https://evil.test"), false, "another issuer"),
+            })
+            {
+                using var client = server.Client(token);
+                using var response = await client.GetAsync("/v2/models/risk");
+                Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
+            }
+        }
+        finally
+        {
+            File.Delete(publicKey);
+        }
+    }
+
+    /// <summary>A token with scope models:read; no key leaves it unsigned, no expiry leaves out exp (the handler adds none).</summary>
+    private static string Mint(ECDsa? key, string? audience, DateTime? expires, string issuer = "https://idp.hospital.test") =>
+        new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = issuer,
+            Audience = audience,
+            IssuedAt = DateTime.UtcNow.AddMinutes(-10),
+            NotBefore = DateTime.UtcNow.AddMinutes(-10),
+            Expires = expires,
+            Claims = new Dictionary<string, object> { ["sub"] = "dr.house", ["scope"] = "models:read" },
+            SigningCredentials = key is null ? null : new SigningCredentials(new ECDsaSecurityKey(key), SecurityAlgorithms.EcdsaSha256),
+        });
+
     [Fact]
     public async Task When_the_audit_store_cannot_be_written_no_answer_leaves_and_the_chain_stays_whole()
     {

@@ -56,7 +56,7 @@ public sealed class ApiKeyStore
         {
             if (!Scopes.IsValid(scope))
             {
-                throw new ArgumentException($"unknown scope '{scope}'; scopes are {string.Join(", ", Scopes.All)} or infer:<model>");
+                throw new ArgumentException(Scopes.Refusal(scope));
             }
         }
 
@@ -83,7 +83,7 @@ public sealed class ApiKeyStore
         try
         {
             await ExecuteAsync("INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, expires_at, requests_per_second) VALUES ($id, $n, $s, $salt, $h, $c, $e, $r);",
-                ("$id", id), ("$n", name), ("$s", string.Join(' ', scopes)), ("$salt", Convert.ToBase64String(salt)), ("$h", Hash(salt, secret)),
+                ("$id", id), ("$n", name), ("$s", WriteScopes(scopes)), ("$salt", Convert.ToBase64String(salt)), ("$h", Hash(salt, secret)),
                 ("$c", now.ToUnixTimeMilliseconds()), ("$e", expires?.ToUnixTimeMilliseconds()), ("$r", requestsPerSecond)).ConfigureAwait(false);
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 19)
@@ -158,6 +158,36 @@ public sealed class ApiKeyStore
         _recent.Clear();
     }
 
+    /// <summary>A JSON array: what was checked and answered is what is stored, one element per scope, with nothing to split.</summary>
+    private static string WriteScopes(IReadOnlyList<string> scopes) =>
+        System.Text.Json.JsonSerializer.Serialize(scopes);
+
+    /// <summary>
+    /// Rows written before the JSON format hold scopes joined by spaces. Either way each scope is
+    /// checked again: one that fails the grammar (an edited row, an older rule) is dropped and grants nothing.
+    /// </summary>
+    private static string[] ReadScopes(string stored)
+    {
+        string[] scopes;
+        if (stored.StartsWith('['))
+        {
+            try
+            {
+                scopes = System.Text.Json.JsonSerializer.Deserialize<string[]>(stored) ?? [];
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return [];
+            }
+        }
+        else
+        {
+            scopes = stored.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        }
+
+        return Array.FindAll(scopes, Scopes.IsValid);
+    }
+
     private static string Hash(byte[] salt, string secret) =>
         Convert.ToHexStringLower(SHA256.HashData([.. salt, .. Encoding.UTF8.GetBytes(secret)]));
 
@@ -177,7 +207,7 @@ public sealed class ApiKeyStore
         while (await reader.ReadAsync().ConfigureAwait(false))
         {
             DateTimeOffset? Ms(int i) => reader.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(i));
-            rows.Add((new ApiKeyInfo(reader.GetString(0), reader.GetString(1), reader.GetString(2).Split(' ', StringSplitOptions.RemoveEmptyEntries),
+            rows.Add((new ApiKeyInfo(reader.GetString(0), reader.GetString(1), ReadScopes(reader.GetString(2)),
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), Ms(4), Ms(5), reader.IsDBNull(8) ? null : reader.GetInt32(8)), reader.GetString(6), reader.GetString(7)));
         }
 
@@ -203,3 +233,4 @@ public sealed class ApiKeyStore
         return command;
     }
 }
+

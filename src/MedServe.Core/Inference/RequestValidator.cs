@@ -6,12 +6,15 @@ namespace MedServe.Inference;
 /// <summary>
 /// Checks a request against a model's config before it costs compute: every required input
 /// present once, known names, matching datatypes and shapes, data that fills the shape, a batch
-/// within max_batch_size, known outputs. Returns the outputs to compute.
+/// within max_batch_size, known outputs each asked for once. Returns the outputs to compute.
 /// </summary>
 public static class RequestValidator
 {
     public static IReadOnlyList<TensorConfig> Validate(ModelConfig config, InferenceRequest request)
     {
+        // Every frontend, audited or not, refuses a patient_id that cannot be an identifier.
+        MedServe.Security.AuditDetails.PatientIdFrom(request.Parameters);
+
         long batch = -1;
         for (var i = 0; i < request.Inputs.Count; i++)
         {
@@ -81,6 +84,15 @@ public static class RequestValidator
             outputs[i] = Find(config.Outputs, requested[i].Name)
                 ?? throw InferenceException.Invalid(
                     $"unexpected output '{requested[i].Name}' for model '{config.Name}'; its outputs are {Names(config.Outputs)}");
+
+            // Each name is a declared output, so this loop meets a repeat within the model's output count.
+            for (var j = 0; j < i; j++)
+            {
+                if (ReferenceEquals(outputs[j], outputs[i]))
+                {
+                    throw InferenceException.Invalid($"output '{requested[i].Name}' is requested more than once");
+                }
+            }
         }
 
         return outputs;

@@ -16,4 +16,7 @@ public sealed partial class ModelManager
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Unloaded model {Model}")]
     private partial void LogUnloaded(string model);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Model folder '{Folder}' is not loaded: a model name is {Grammar}")]
+    private partial void LogInvalidName(string folder, string grammar);
 }

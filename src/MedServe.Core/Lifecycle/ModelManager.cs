@@ -51,6 +51,13 @@ public sealed partial class ModelManager : IAsyncDisposable
         foreach (var name in RepositoryScanner.ListModels(_options.Path))
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!ModelNames.IsValid(name))
+            {
+                // Not servable, and not addressable by a scope: say so rather than skip it silently.
+                LogInvalidName(ModelNames.Quote(name), ModelNames.Grammar);
+                continue;
+            }
+
             try
             {
                 await LoadAsync(name, null, cancellationToken).ConfigureAwait(false);
@@ -76,7 +83,7 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// (the registry's version folders never change; a repository load re-reads the files, as Triton does).</param>
     public async Task LoadAsync(string name, string? configOverrideJson, bool reuseUnchanged, CancellationToken cancellationToken = default)
     {
-        if (!IsValidName(name) || !Directory.Exists(Path.Combine(_options.Path, name)))
+        if (!ModelNames.IsValid(name) || !Directory.Exists(Path.Combine(_options.Path, name)))
         {
             throw InferenceException.NotFound($"model '{name}' is not in the model repository");
         }
@@ -98,7 +105,7 @@ public sealed partial class ModelManager : IAsyncDisposable
     {
         if (!_models.TryGetValue(name, out var entry))
         {
-            if (IsValidName(name) && Directory.Exists(Path.Combine(_options.Path, name)))
+            if (ModelNames.IsValid(name) && Directory.Exists(Path.Combine(_options.Path, name)))
             {
                 return; // Known to the repository but not loaded: nothing to do, as in Triton.
             }
@@ -326,7 +333,7 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// <summary>The repository index: every model on disk or loaded, each version with its state.</summary>
     public IReadOnlyList<RepositoryIndexEntry> Index(bool readyOnly)
     {
-        var names = new SortedSet<string>(RepositoryScanner.ListModels(_options.Path), StringComparer.Ordinal);
+        var names = new SortedSet<string>(RepositoryScanner.ListModels(_options.Path).Where(n => ModelNames.IsValid(n)), StringComparer.Ordinal);
         names.UnionWith(_models.Keys);
         var index = new List<RepositoryIndexEntry>();
         foreach (var name in names)
@@ -479,9 +486,6 @@ public sealed partial class ModelManager : IAsyncDisposable
             return ModelVersion.Failed(source.Name, version, config, e.Message, _time);
         }
     }
-
-    private static bool IsValidName(string name) =>
-        name.Length > 0 && name.IndexOfAny(['/', '\\']) < 0 && name != "." && name != ".." && !name.StartsWith('.');
 
     private static string Describe(string name, string? version) =>
         string.IsNullOrEmpty(version) ? $"model '{name}'" : $"model '{name}' version {version}";

@@ -1,3 +1,6 @@
+using System.Globalization;
+using MedServe.Inference;
+
 namespace MedServe.Security;
 
 /// <summary>
@@ -11,10 +14,45 @@ public sealed class AuditDetails
     public const string PatientParameter = "patient_id";
     public const string PatientHeader = "X-Patient-Id";
 
+    /// <summary>Longer than any record number; a longer value is data, not an identifier.</summary>
+    public const int PatientIdMaxLength = 128;
+
     public string? Resource { get; set; }
 
     public string? PatientId { get; set; }
 
     /// <summary>Set once a record is written (by the gRPC interceptor), so the response start does not write a second.</summary>
     public bool Recorded { get; set; }
+
+    /// <summary>The patient the request parameters name, or null when they name none; see <see cref="PatientIdOf"/>.</summary>
+    public static string? PatientIdFrom(IReadOnlyDictionary<string, InferenceParameter>? parameters) =>
+        parameters is not null && parameters.TryGetValue(PatientParameter, out var value) ? PatientIdOf(value) : null;
+
+    /// <summary>
+    /// One text per patient, however it was sent: an integer is its decimal text, so 4455667799 and
+    /// "4455667799" get the same pseudonym. Anything that cannot be an identifier is refused, never
+    /// dropped (a dropped one is an inference without its patient in the audit trail). The value is
+    /// never in the message: it is patient data.
+    /// </summary>
+    public static string PatientIdOf(InferenceParameter value)
+    {
+        var problem = value.Kind switch
+        {
+            ParameterKind.Integer => null,
+            ParameterKind.Bool => "a boolean",
+            ParameterKind.Double => "a floating-point number (or an integer beyond 64 bits)",
+            _ when string.IsNullOrWhiteSpace(value.Text) => "empty",
+            _ when value.Text.Length > PatientIdMaxLength => $"{value.Text.Length} characters long",
+            _ when value.Text.Any(char.IsControl) => "a string with control characters",
+            _ when char.IsWhiteSpace(value.Text[0]) || char.IsWhiteSpace(value.Text[^1]) => "a string with leading or trailing whitespace",
+            _ => null,
+        };
+        if (problem is not null)
+        {
+            throw InferenceException.Invalid(
+                $"parameter '{PatientParameter}' is {problem}; it must be a non-empty string of at most {PatientIdMaxLength} characters or an integer");
+        }
+
+        return value.Kind == ParameterKind.Integer ? value.Integer.ToString(CultureInfo.InvariantCulture) : value.Text!;
+    }
 }

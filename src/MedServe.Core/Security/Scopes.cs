@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using MedServe.Repository;
 
 namespace MedServe.Security;
 
@@ -25,8 +26,21 @@ public static class Scopes
     /// <summary>Scopes whose use leaves an audit record: inference, changes, reading the audit trail, key management.</summary>
     public static bool IsAudited(string scope) => scope is Infer or ModelsWrite or AuditRead or Admin;
 
-    public static bool IsValid(string scope) =>
-        All.Contains(scope) || (scope.StartsWith(Infer + ":", StringComparison.Ordinal) && scope.Length > Infer.Length + 1);
+    /// <summary>What <see cref="IsValid"/> accepts, for error messages.</summary>
+    public static readonly string Grammar = $"{string.Join(", ", All)} or infer:<model> (a model name is {ModelNames.Grammar})";
+
+    private const string ModelPrefix = Infer + ":";
+
+    /// <summary>
+    /// Exactly a known name, or <c>infer:</c> and a name in the model-name grammar. Nothing else:
+    /// no whitespace or separator can hide a second scope inside one.
+    /// </summary>
+    public static bool IsValid(string? scope) =>
+        scope is Infer or ModelsRead or ModelsWrite or AuditRead or Admin
+        || (scope is not null && scope.StartsWith(ModelPrefix, StringComparison.Ordinal) && ModelNames.IsValid(scope.AsSpan(ModelPrefix.Length)));
+
+    /// <summary>The refusal of a scope that is not valid; the scope is shown shortened and escaped.</summary>
+    public static string Refusal(string scope) => $"unknown scope '{ModelNames.Quote(scope)}'; scopes are {Grammar}";
 
     /// <summary>
     /// Whether the principal holds the scope. For <c>infer</c>, <paramref name="model"/> narrows the
@@ -37,13 +51,18 @@ public static class Scopes
         foreach (var claim in user.FindAll(ClaimType))
         {
             var held = claim.Value;
+            if (!IsValid(held))
+            {
+                continue; // However it got here, a malformed scope grants nothing.
+            }
+
             if (held == Admin || held == scope)
             {
                 return true;
             }
 
-            if (scope == Infer && held.StartsWith(Infer + ":", StringComparison.Ordinal)
-                && (model is null || held.AsSpan(Infer.Length + 1).SequenceEqual(model)))
+            if (scope == Infer && held.StartsWith(ModelPrefix, StringComparison.Ordinal)
+                && (model is null || held.AsSpan(ModelPrefix.Length).SequenceEqual(model)))
             {
                 return true;
             }

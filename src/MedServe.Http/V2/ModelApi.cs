@@ -99,9 +99,10 @@ public static class ModelApi
 
             InferRequestReader.Read(body.AsMemory(0, length), headerLength, request);
             var audit = context.Features.Get<AuditDetails>();
-            if (audit is not null && request.Parameters?.TryGetValue(AuditDetails.PatientParameter, out var patient) == true)
+            var patient = AuditDetails.PatientIdFrom(request.Parameters);
+            if (audit is not null && patient is not null)
             {
-                audit.PatientId = patient.Text;
+                audit.PatientId = patient;
             }
 
             using var result = await models.InferAsync(model, version, request, context.RequestAborted).ConfigureAwait(false);

@@ -14,7 +14,8 @@ public static class RepositoryApi
 {
     public static IEndpointRouteBuilder MapRepositoryApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/v2/repository/index", Index).RequireAuthorization(Scopes.ModelsWrite);
+        // A read, as on gRPC (RepositoryIndex): it lists what is there and changes nothing.
+        routes.MapPost("/v2/repository/index", Index).RequireAuthorization(Scopes.ModelsRead);
         routes.MapPost("/v2/repository/models/{model}/load", Load).RequireAuthorization(Scopes.ModelsWrite);
         routes.MapPost("/v2/repository/models/{model}/unload", Unload).RequireAuthorization(Scopes.ModelsWrite);
         return routes;

@@ -1,11 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
+using MedServe.Security;
 
 namespace MedServe.Cli;
 
 /// <summary><c>medserve keys create/list/revoke/expire</c>: API keys through the running server's /v1/keys (admin scope).</summary>
 internal static class KeysCommand
 {
+    private static readonly char[] ScopeSeparators = [',', ' ', '\t', '\r', '\n'];
+
     public static Command Create()
     {
         var server = new ServerConnection();
@@ -23,17 +26,26 @@ internal static class KeysCommand
         var name = new Option<string>("--name") { Description = "A unique name; audit records name the key by it", Required = true };
         var scopes = new Option<string[]>("--scopes")
         {
-            Description = "infer, infer:<model>, models:read, models:write, audit:read, admin",
+            Description = "infer, infer:<model>, models:read, models:write, audit:read, admin (separate several by spaces or commas)",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
         var days = new Option<double?>("--expires-in-days") { Description = "Lifetime in days (default: no expiry)" };
         var rate = new Option<int?>("--rate-limit") { Description = "Requests per second for this key (default: the server's)" };
         var command = new Command("create", "Create a key; its secret is printed once") { name, scopes, days, rate };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
-            var scopeList = parse.GetValue(scopes)!.SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            // "infer:risk models:read", "infer:risk,models:read" and two arguments are the same two scopes;
+            // each is checked here too, so the request carries exactly the scopes the server will store.
+            var scopeList = parse.GetValue(scopes)!.SelectMany(s => s.Split(ScopeSeparators, StringSplitOptions.RemoveEmptyEntries)).ToArray();
+            var problem = scopeList.Length == 0 ? "give at least one scope"
+                : scopeList.FirstOrDefault(s => !Scopes.IsValid(s)) is { } bad ? Scopes.Refusal(bad) : null;
+            if (problem is not null)
+            {
+                Console.Error.WriteLine($"medserve: --scopes: {problem}");
+                return 2;
+            }
+
             var body = new Dictionary<string, object?> { ["name"] = parse.GetValue(name), ["scopes"] = scopeList };
             if (parse.GetValue(days) is { } d)
             {
@@ -47,7 +59,8 @@ internal static class KeysCommand
 
             using var response = await client.PostAsync("/v1/keys", ServerConnection.Json(body), cancellationToken);
             var created = await ServerConnection.Read(response, cancellationToken);
-            Console.WriteLine($"Created key '{created.GetProperty("name").GetString()}' with scopes {string.Join(", ", scopeList)}. Its secret is shown once:");
+            var stored = created.GetProperty("scopes").EnumerateArray().Select(s => s.GetString());
+            Console.WriteLine($"Created key '{created.GetProperty("name").GetString()}' with scopes {string.Join(", ", stored)}. Its secret is shown once:");
             Console.WriteLine(created.GetProperty("key").GetString());
             return 0;
         });
@@ -57,9 +70,8 @@ internal static class KeysCommand
     private static Command List(ServerConnection server)
     {
         var command = new Command("list", "List keys (never their secrets)");
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             using var response = await client.GetAsync("/v1/keys", cancellationToken);
             var keys = (await ServerConnection.Read(response, cancellationToken)).GetProperty("keys");
             Console.WriteLine($"{"NAME",-20} {"SCOPES",-30} {"CREATED",-20} {"STATE",-28}");
@@ -81,9 +93,8 @@ internal static class KeysCommand
     {
         var name = new Argument<string>("name") { Description = "The key's name" };
         var command = new Command(verb, description) { name };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             var target = Uri.EscapeDataString(parse.GetValue(name)!);
             using var response = verb == "revoke"
                 ? await client.DeleteAsync($"/v1/keys/{target}", cancellationToken)

@@ -37,9 +37,9 @@ internal static class ModelsCommand
         var target = new Option<string>("--as") { Description = "The model name here (default: the same)" };
         var token = new Option<string>("--mlflow-token") { Description = "Bearer token for the MLflow server (default: $MLFLOW_TRACKING_TOKEN)" };
         var command = new Command("pull", "Copy a registered ONNX model version from an MLflow server") { mlflow, name, version, target, token };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var source = new HttpClient { BaseAddress = new Uri(parse.GetValue(mlflow)!) };
+            using var source = ServerConnection.Client(parse.GetValue(mlflow)!, "--mlflow", "check the MLflow tracking server's address (--mlflow)");
             if ((parse.GetValue(token) ?? Environment.GetEnvironmentVariable("MLFLOW_TRACKING_TOKEN")) is { Length: > 0 } bearer)
             {
                 // MLflow's client sends MLFLOW_TRACKING_TOKEN the same way.
@@ -57,9 +57,8 @@ internal static class ModelsCommand
                 ? await source.GetByteArrayAsync(uri, cancellationToken)
                 : uri.IsFile
                     ? await File.ReadAllBytesAsync(uri.LocalPath, cancellationToken)
-                    : throw new InvalidOperationException($"cannot download '{uri}': only http(s):// and file:// artifact URIs are supported");
+                    : throw new CliFailure(ServerConnection.Unusable, $"cannot download '{uri}': only http(s):// and file:// artifact URIs are supported");
 
-            using var client = server.Open(parse);
             var here = parse.GetValue(target) ?? model;
             await EnsureModelAsync(client, here, $"pulled from MLflow {parse.GetValue(mlflow)}", cancellationToken);
             var registered = await RegisterVersionAsync(client, here, new ByteArrayContent(bytes), "model.onnx", new
@@ -77,9 +76,8 @@ internal static class ModelsCommand
     private static Command List(ServerConnection server)
     {
         var command = new Command("list", "List registered models");
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             using var response = await client.GetAsync("/v1/registry/models", cancellationToken);
             var json = await ServerConnection.Read(response, cancellationToken);
             foreach (var model in json.GetProperty("models").EnumerateArray())
@@ -97,10 +95,14 @@ internal static class ModelsCommand
     {
         var folder = new Argument<string>("folder") { Description = "A model repository (<model>/<version>/model.onnx)" };
         var command = new Command("import", "Register the models of a Triton-style repository folder") { folder };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             var root = parse.GetValue(folder)!;
+            if (!Directory.Exists(root))
+            {
+                throw new CliFailure(ServerConnection.Unusable, $"no folder '{root}' to import (expected <model>/<version>/model.onnx in it)");
+            }
+
             foreach (var name in RepositoryScanner.ListModels(root))
             {
                 var source = RepositoryScanner.ReadModel(root, name);
@@ -130,9 +132,8 @@ internal static class ModelsCommand
         var alias = new Option<string>("--alias") { Description = "The alias to set", DefaultValueFactory = _ => "champion" };
         var reason = new Option<string>("--reason") { Description = "Why (recorded in the alias history)", Required = true };
         var command = new Command("promote", "Point an alias at a version (for champion: a hot swap)") { model, version, alias, reason };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             using var response = await client.PutAsync(
                 $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/aliases/{Uri.EscapeDataString(parse.GetValue(alias)!)}",
                 ServerConnection.Json(new { version = parse.GetValue(version), reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);
@@ -146,9 +147,8 @@ internal static class ModelsCommand
         var model = new Argument<string>("model");
         var reason = new Option<string>("--reason") { Description = "Why (recorded in the alias history)", Required = true };
         var command = new Command("rollback", "Point the serving alias back at its previous version") { model, reason };
-        command.SetAction(async (parse, cancellationToken) =>
+        server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            using var client = server.Open(parse);
             using var response = await client.PostAsync(
                 $"/v1/registry/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/rollback",
                 ServerConnection.Json(new { reason = parse.GetValue(reason), changed_by = Environment.UserName }), cancellationToken);

@@ -76,7 +76,7 @@ public static class ServerHost
 
         // Taken last, so a start that fails above leaves no lock behind; the container releases it on dispose.
         DataDirPrivacy.Apply(server.ResolvedDataDir);
-        var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir);
+        var dataDirLock = DataDirLock.Acquire(server.ResolvedDataDir, server.DataDir);
         builder.Services.AddSingleton(_ => dataDirLock);
         var app = builder.Build();
         app.Services.GetRequiredService<DataDirLock>();

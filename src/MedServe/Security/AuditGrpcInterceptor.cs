@@ -1,7 +1,9 @@
 using System.Globalization;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using MedServe.Grpc;
 using MedServe.Grpc.Protocol;
+using MedServe.Inference;
 
 namespace MedServe.Security;
 
@@ -27,12 +29,31 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         }
 
         var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
-        var patient = infer?.Parameters.TryGetValue(AuditDetails.PatientParameter, out var p) == true && p.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.StringParam
-            ? p.StringParam
-            : context.RequestHeaders.GetValue(PatientMetadataKey);
+
+        // The same reading as the REST frontend's: an int64 names the patient by its decimal text; a value that cannot be an identifier is refused.
+        string? patient = null;
+        InferenceException? badPatient = null;
+        if (infer is not null)
+        {
+            try
+            {
+                patient = InferenceGrpcService.PatientIdOf(infer);
+            }
+            catch (InferenceException e)
+            {
+                badPatient = e;
+            }
+        }
+
+        patient ??= context.RequestHeaders.GetValue(PatientMetadataKey);
         try
         {
             RefuseOtherModels(http, infer);
+            if (badPatient is not null)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, badPatient.Message));
+            }
+
             var response = await continuation(request, context).ConfigureAwait(false);
             if (response is ModelInferResponse answered)
             {
@@ -51,6 +72,67 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         {
             // gRPC answers an unexpected exception with UNKNOWN; the record says so before it leaves.
             await Record(http, resource, StatusCode.Unknown, patient).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation) =>
+        AuditedStream(context, () => continuation(requestStream, context));
+
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation) =>
+        AuditedStream(context, async () =>
+        {
+            await continuation(request, responseStream, context).ConfigureAwait(false);
+            return true;
+        });
+
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation) =>
+        AuditedStream(context, async () =>
+        {
+            await continuation(requestStream, responseStream, context).ConfigureAwait(false);
+            return true;
+        });
+
+    /// <summary>
+    /// A stream's status is known only when it ends, after its first message may have left: the
+    /// record is written then, with that status (UNIMPLEMENTED for the streams MedServe does not
+    /// offer), and the response start writes none.
+    /// </summary>
+    private async Task<T> AuditedStream<T>(ServerCallContext context, Func<Task<T>> call)
+    {
+        var http = context.GetHttpContext();
+        var scope = ScopeAuthorization.RequiredScope(http.GetEndpoint());
+        if (!trail.Enabled || scope is null || !Scopes.IsAudited(scope))
+        {
+            return await call().ConfigureAwait(false);
+        }
+
+        if (http.Features.Get<AuditDetails>() is { } details)
+        {
+            details.Recorded = true;
+        }
+
+        var patient = context.RequestHeaders.GetValue(PatientMetadataKey);
+        try
+        {
+            var result = await call().ConfigureAwait(false);
+            await Record(http, "", StatusCode.OK, patient).ConfigureAwait(false);
+            return result;
+        }
+        catch (RpcException e)
+        {
+            await Record(http, "", e.StatusCode, patient).ConfigureAwait(false);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            // The response start writes no record for a stream: a cancelled one is recorded here.
+            await Record(http, "", StatusCode.Cancelled, patient).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception)
+        {
+            await Record(http, "", StatusCode.Unknown, patient).ConfigureAwait(false);
             throw;
         }
     }

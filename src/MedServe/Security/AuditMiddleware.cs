@@ -49,8 +49,19 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
         var request = context.Request;
         var patient = details.PatientId ?? (request.Headers.TryGetValue(AuditDetails.PatientHeader, out var header) ? header.ToString() : null);
         return trail.RecordAsync(context.User, Action(context), details.Resource ?? Resource(request.RouteValues),
-            status.ToString(CultureInfo.InvariantCulture), requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", patient);
+            GrpcOutcome(context) ?? status.ToString(CultureInfo.InvariantCulture), requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", patient);
     }
+
+    /// <summary>
+    /// A gRPC call the interceptor never saw (a method or service that does not exist) answers HTTP
+    /// 200 with its real status in grpc-status (a trailers-only response): that status is the outcome.
+    /// </summary>
+    private static string? GrpcOutcome(HttpContext context) =>
+        context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true
+        && context.Response.Headers.TryGetValue("grpc-status", out var value)
+        && int.TryParse(value.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code)
+            ? ((global::Grpc.Core.StatusCode)code).ToString()
+            : null;
 
     /// <summary>The route template, never the concrete path: a path segment may be anything a client typed.</summary>
     internal static string Action(HttpContext context) => context.GetEndpoint() switch

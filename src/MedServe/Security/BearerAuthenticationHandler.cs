@@ -56,7 +56,7 @@ public sealed class BearerAuthenticationHandler(
             var key = await keys.AuthenticateAsync(credential.ToString()).ConfigureAwait(false);
             return key is null
                 ? AuthenticateResult.Fail("the API key is unknown, expired or revoked")
-                : Success(KeyPrincipals.GetValue(key, k => Principal("key:" + k.Name, k.Scopes, k.RequestsPerSecond)));
+                : Success(KeyPrincipals.GetValue(key, k => Principal("key:" + k.Name, k.Scopes.Where(Scopes.IsValid), k.RequestsPerSecond)));
         }
 
         if (!auth.Jwt.Enabled)

@@ -20,8 +20,14 @@ public sealed class JwtOptions
     /// <summary>The expected <c>iss</c>; required with a signing key, taken from the authority otherwise.</summary>
     public string? Issuer { get; set; }
 
-    /// <summary>The expected <c>aud</c>.</summary>
+    /// <summary>The expected <c>aud</c>; required unless <see cref="AllowAnyAudience"/>.</summary>
     public string? Audience { get; set; }
+
+    /// <summary>
+    /// Accept tokens of the issuer whatever their <c>aud</c>: only for an issuer that mints tokens
+    /// for this server alone. Off by default; the start is refused without an audience otherwise.
+    /// </summary>
+    public bool AllowAnyAudience { get; set; }
 
     /// <summary>The claim holding the token's scopes (space-separated, or one claim per scope).</summary>
     public string ScopeClaim { get; set; } = "scope";

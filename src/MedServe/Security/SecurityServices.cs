@@ -31,6 +31,8 @@ public static class SecurityServices
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         if (server.Auth.Jwt.Enabled)
         {
+            RefuseUnvalidatedJwt(server.Auth.Jwt);
+
             // Read the key now: a missing or unreadable key stops the start, not the first request.
             var signingKey = string.IsNullOrEmpty(server.Auth.Jwt.SigningKeyPath) ? null : LoadPublicKey(server.Auth.Jwt.SigningKeyPath);
             authentication.AddJwtBearer(BearerAuthenticationHandler.JwtSchemeName, jwt => ConfigureJwt(jwt, server.Auth.Jwt, signingKey));
@@ -88,6 +90,38 @@ public static class SecurityServices
         }
     }
 
+    /// <summary>
+    /// A signature alone says only that someone holding the key signed: without an issuer and an
+    /// audience to check, a token the identity provider minted for any other application would do.
+    /// </summary>
+    public static void RefuseUnvalidatedJwt(JwtOptions jwt)
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrEmpty(jwt.Issuer) && string.IsNullOrEmpty(jwt.Authority))
+        {
+            problems.Add("no issuer to validate tokens against: set MedServe:Auth:Jwt:Issuer (MEDSERVE_AUTH__JWT__ISSUER) to the tokens' 'iss', or MedServe:Auth:Jwt:Authority");
+        }
+
+        if (string.IsNullOrEmpty(jwt.Audience) && !jwt.AllowAnyAudience)
+        {
+            problems.Add("no audience to validate tokens against: set MedServe:Auth:Jwt:Audience (MEDSERVE_AUTH__JWT__AUDIENCE) to the tokens' 'aud', "
+                + "or MedServe:Auth:Jwt:AllowAnyAudience=true if this issuer mints tokens for this server only");
+        }
+        else if (!string.IsNullOrEmpty(jwt.Audience) && jwt.AllowAnyAudience)
+        {
+            problems.Add("MedServe:Auth:Jwt:Audience and MedServe:Auth:Jwt:AllowAnyAudience=true contradict each other: keep one");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(JwtOptions),
+                [$"refusing to start with JWT bearer tokens enabled: {string.Join("; and ", problems)}."]);
+        }
+    }
+
+    /// <summary>How far token times may be off: the clocks of a hospital network, not five minutes of a stolen token.</summary>
+    internal static readonly TimeSpan JwtClockSkew = TimeSpan.FromSeconds(30);
+
     private static void ConfigureJwt(JwtBearerOptions jwt, JwtOptions options, SecurityKey? signingKey)
     {
         jwt.MapInboundClaims = false;
@@ -95,10 +129,24 @@ public static class SecurityServices
         jwt.Audience = options.Audience;
         jwt.TokenValidationParameters = new TokenValidationParameters
         {
-            ValidateAudience = !string.IsNullOrEmpty(options.Audience),
-            ValidAudience = options.Audience,
-            ValidateIssuer = !string.IsNullOrEmpty(options.Issuer) || !string.IsNullOrEmpty(options.Authority),
+            // The start was refused without an issuer, and without an audience unless AllowAnyAudience says so.
+            ValidateIssuer = true,
             ValidIssuer = options.Issuer,
+            ValidateAudience = !options.AllowAnyAudience,
+            ValidAudience = options.Audience,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ValidateIssuerSigningKey = true,
+            ClockSkew = JwtClockSkew,
+
+            // Public-key signatures only: no "none", no HMAC keyed with something public.
+            ValidAlgorithms =
+            [
+                SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+                SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
+                SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
+            ],
             NameClaimType = "sub",
         };
         if (signingKey is not null)

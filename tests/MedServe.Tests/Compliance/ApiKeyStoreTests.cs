@@ -73,6 +73,9 @@ public sealed class ApiKeyStoreTests : IDisposable
     [Theory]
     [InlineData("superuser", "unknown scope 'superuser'")]
     [InlineData("infer:", "unknown scope 'infer:'")]
+    [InlineData("infer:risk admin", "unknown scope 'infer:risk admin'")]
+    [InlineData("infer:risk\nadmin", "unknown scope 'infer:risk\\u000aadmin'")]
+    [InlineData("admin ", "unknown scope 'admin '")]
     public async Task Unknown_scopes_are_refused(string scope, string message)
     {
         var store = await Open();
@@ -88,6 +91,51 @@ public sealed class ApiKeyStoreTests : IDisposable
 
         Assert.Contains("already exists", (await Assert.ThrowsAsync<ApiKeyNameTakenException>(() => store.CreateAsync("sepsis-only", ["infer"]))).Message);
         Assert.Contains("no active key named 'ghost'", (await Assert.ThrowsAsync<ArgumentException>(() => store.RevokeAsync("ghost"))).Message);
+    }
+
+    [Fact]
+    public async Task Scopes_are_stored_as_a_json_array_and_read_back_exactly()
+    {
+        var store = await Open();
+        var created = await store.CreateAsync("ward", ["infer:risk", "models:read"]);
+
+        Assert.Equal("[\"infer:risk\",\"models:read\"]", await StoredScopes("ward"));
+        Assert.Equal(created.Info.Scopes, (await store.AuthenticateAsync(created.Key))!.Scopes);
+        Assert.Equal(["infer:risk", "models:read"], (await store.ListAsync()).Single().Scopes);
+    }
+
+    [Fact]
+    public async Task Rows_from_before_the_json_format_still_read_and_a_stored_scope_outside_the_grammar_grants_nothing()
+    {
+        var store = await Open();
+        var legacy = await store.CreateAsync("legacy", ["infer"]);
+        var edited = await store.CreateAsync("edited", ["infer"]);
+        await SetStoredScopes("legacy", "infer:risk models:read");
+        await SetStoredScopes("edited", "[\"infer:risk\",\"admin\\u0000\",\"infer:../x\",null,\"superuser\"]");
+
+        Assert.Equal(["infer:risk", "models:read"], (await store.AuthenticateAsync(legacy.Key))!.Scopes);
+        Assert.Equal(["infer:risk"], (await store.AuthenticateAsync(edited.Key))!.Scopes);
+    }
+
+    private async Task<string> StoredScopes(string name)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_root, "keys.db")}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT scopes FROM api_keys WHERE name = $n;";
+        command.Parameters.AddWithValue("$n", name);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    private async Task SetStoredScopes(string name, string scopes)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_root, "keys.db")}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE api_keys SET scopes = $s WHERE name = $n;";
+        command.Parameters.AddWithValue("$s", scopes);
+        command.Parameters.AddWithValue("$n", name);
+        Assert.Equal(1, await command.ExecuteNonQueryAsync());
     }
 
     private Task<ApiKeyStore> Open() => ApiKeyStore.OpenAsync(Path.Combine(_root, "keys.db"), _time);

@@ -98,6 +98,26 @@ public sealed class RequestValidatorTests
     }
 
     [Fact]
+    public void Validate_DuplicateOutput_NamesIt()
+    {
+        using var request = Request(Features(), Age());
+        request.Outputs = [new RequestedOutput("score"), new RequestedOutput("label"), new RequestedOutput("score")];
+
+        var error = Invalid(Batched, request);
+
+        Assert.Equal("output 'score' is requested more than once", error.Message);
+    }
+
+    [Fact]
+    public void Validate_ManyCopiesOfOneOutput_AreRefusedAtTheFirstRepeat()
+    {
+        using var request = Request(Features(), Age());
+        request.Outputs = Enumerable.Range(0, 100_000).Select(_ => new RequestedOutput("probability")).ToList();
+
+        Assert.Equal("output 'probability' is requested more than once", Invalid(Batched, request).Message);
+    }
+
+    [Fact]
     public void Validate_DuplicateInput_NamesIt()
     {
         using var request = Request(Features(), Age(), Features());

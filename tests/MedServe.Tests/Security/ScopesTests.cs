@@ -34,11 +34,66 @@ public sealed class ScopesTests
     [Theory]
     [InlineData("infer", true)]
     [InlineData("infer:sepsis", true)]
+    [InlineData("infer:id-fp32", true)]
+    [InlineData("infer:breast_cancer.v2", true)]
+    [InlineData("admin", true)]
+    [InlineData("audit:read", true)]
     [InlineData("infer:", false)]
     [InlineData("Admin", false)]
     [InlineData("models:delete", false)]
     [InlineData("authenticated", false)]
-    public void Only_known_scopes_are_valid(string scope, bool valid) => Assert.Equal(valid, Scopes.IsValid(scope));
+    [InlineData("", false)]
+    [InlineData("admin ", false)]
+    [InlineData(" admin", false)]
+    [InlineData("infer:risk admin", false)] // one scope hiding a second
+    [InlineData("infer:risk\tadmin", false)]
+    [InlineData("infer:risk\nadmin", false)]
+    [InlineData("infer:risk\r\nadmin", false)]
+    [InlineData("infer:risk\0", false)]
+    [InlineData("admin\0", false)]
+    [InlineData("infer:risk,admin", false)]
+    [InlineData("infer:../x", false)]
+    [InlineData("infer:..", false)]
+    [InlineData("infer:.hidden", false)]
+    [InlineData("infer:-flag", false)]
+    [InlineData("infer:a/b", false)]
+    [InlineData("infer:a\\b", false)]
+    [InlineData("infer:infer:risk", false)]
+    [InlineData("infer:rísk", false)] // non-ASCII: look-alikes
+    [InlineData("infer:risk\u200b", false)] // zero-width space
+    [InlineData("infer:ｒｉｓｋ", false)] // full-width letters
+    [InlineData("ａdmin", false)]
+    public void Only_known_scopes_and_infer_with_a_model_name_are_valid(string scope, bool valid) => Assert.Equal(valid, Scopes.IsValid(scope));
+
+    [Fact]
+    public void A_model_name_has_a_length_limit_and_null_is_no_scope()
+    {
+        Assert.True(Scopes.IsValid("infer:" + new string('m', 128)));
+        Assert.False(Scopes.IsValid("infer:" + new string('m', 129)));
+        Assert.False(Scopes.IsValid("infer:" + new string('m', 100_000)));
+        Assert.False(Scopes.IsValid(null));
+    }
+
+    [Fact]
+    public void A_refusal_names_the_scope_shortened_and_escaped()
+    {
+        var refusal = Scopes.Refusal("infer:risk\nadmin\0" + new string('x', 10_000));
+        Assert.StartsWith("unknown scope 'infer:risk\\u000aadmin\\u0000xxx", refusal);
+        Assert.Contains("...(10017 characters)'", refusal);
+        Assert.DoesNotContain('\n', refusal);
+        Assert.DoesNotContain('\0', refusal);
+        Assert.True(refusal.Length < 400, refusal);
+    }
+
+    [Fact]
+    public void A_held_scope_outside_the_grammar_grants_nothing()
+    {
+        var user = new ClaimsPrincipal(new ClaimsIdentity([new Claim(Scopes.ClaimType, "infer:risk admin"), new Claim(Scopes.ClaimType, "infer:../x")], "test"));
+        Assert.False(Scopes.Grants(user, Scopes.Infer, "risk admin"));
+        Assert.False(Scopes.Grants(user, Scopes.Infer, "../x"));
+        Assert.False(Scopes.Grants(user, Scopes.Infer));
+        Assert.False(Scopes.Grants(user, Scopes.Admin));
+    }
 
     [Fact]
     public void Inference_changes_audit_reads_and_key_management_are_audited_and_plain_reads_are_not()
