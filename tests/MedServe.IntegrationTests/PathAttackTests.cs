@@ -138,7 +138,8 @@ public sealed class PathAttackTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.NotEqual(HttpStatusCode.OK, infer.StatusCode);
         }
 
-        using (var repositoryIndex = await _attacker.PostAsync("/v2/repository/index", Json(new { })))
+        using var reader = _server.Client(_server.AdminKey);
+        using (var repositoryIndex = await reader.PostAsync("/v2/repository/index", Json(new { })))
         {
             var entries = (await ServerFixture.JsonAsync(repositoryIndex)).EnumerateArray().ToList();
             Assert.Contains(entries, e => e.GetProperty("name").GetString() == "exfil" && e.GetProperty("reason").GetString()!.Contains("outside the model's folder"));
