@@ -149,6 +149,7 @@ public static class ServerHost
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
+        services.TryAddSingleton(new MedServe.Buffers.InFlightBytes(server.Limits.MaxInFlightRequestBytes));
 
         // The registry: SQLite and content-addressed artifacts in the data dir.
         services.TryAddSingleton<IRegistryStore>(sp =>
@@ -169,6 +170,8 @@ public static class ServerHost
         services.AddGrpc(grpc =>
         {
             grpc.Interceptors.Add<AuditGrpcInterceptor>();
+            // grpc-dotnet buffers a whole message before it is handed over: this bounds each one
+            // (before a byte is allocated for it, from the length prefix), as the REST body limit does.
             grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes ?? new HttpFrontendOptions().MaxRequestBodyBytes);
             grpc.MaxSendMessageSize = null;
         });
