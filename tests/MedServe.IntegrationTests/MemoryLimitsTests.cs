@@ -123,6 +123,24 @@ public sealed class MemoryLimitsTests
         Assert.Equal(HttpStatusCode.OK, status);
     }
 
+    [Fact]
+    public async Task A_management_json_body_is_held_to_1_MiB()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        using var client = server.Client(server.AdminKey);
+        var large = "{\"ready\":true,\"pad\":\"" + new string('a', 2 * 1024 * 1024) + "\"}";
+
+        // Expect: 100-continue lets the server refuse on Content-Length before the body is sent.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/repository/index") { Content = new StringContent(large) };
+        request.Headers.ExpectContinue = true;
+        using var refused = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal("the request body is above 1048576 bytes, the limit for this endpoint", (await ServerFixture.JsonAsync(refused)).GetProperty("error").GetString());
+        using var index = await client.PostAsync("/v2/repository/index", new StringContent("{\"ready\":true}"));
+        Assert.Equal(HttpStatusCode.OK, index.StatusCode);
+    }
+
     /// <summary>A raw connection that declares <paramref name="declared"/> bytes of body, sends <paramref name="sent"/> and stalls.</summary>
     private static async Task<Socket> StallAsync(RunningServer server, long declared, int sent)
     {
