@@ -124,6 +124,37 @@ public sealed class MemoryLimitsTests
     }
 
     [Fact]
+    public async Task A_stalled_grpc_message_holds_what_it_sent_and_past_the_cap_the_call_is_unavailable()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["MedServe:Limits:MaxInFlightRequestBytes"] = (1024 * KiB).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var budget = server.Services.GetRequiredService<InFlightBytes>();
+        var stall = new TaskCompletionSource();
+
+        // Each call on a connection of its own, declaring a 60 MiB message and sending 600 KiB of it.
+        using var firstClient = H2cClient();
+        var first = firstClient.SendAsync(GrpcCall(server, 60 * KiB * KiB, 600 * KiB, stall.Task), HttpCompletionOption.ResponseHeadersRead);
+        await UntilAsync(() => budget.Held == 600 * KiB + 5, () => $"held {budget.Held}, call {first.Status} {first.Exception?.GetBaseException().Message} {(first.IsCompletedSuccessfully ? first.Result.ToString() : "")}");
+
+        using var secondClient = H2cClient();
+        using (var second = await secondClient.SendAsync(GrpcCall(server, 60 * KiB * KiB, 600 * KiB, stall.Task), HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal("14", second.Headers.GetValues("grpc-status").Single()); // UNAVAILABLE
+            Assert.Contains("MaxInFlightRequestBytes", Uri.UnescapeDataString(second.Headers.GetValues("grpc-message").Single()));
+        }
+
+        Assert.Equal(600 * KiB + 5, budget.Held);
+        Assert.False(first.IsCompleted);
+
+        // The client gives up its upload (the stream is reset): what its call held is released.
+        stall.SetException(new IOException("the client gives up"));
+        await Assert.ThrowsAnyAsync<Exception>(() => first);
+        await UntilAsync(() => budget.Held == 0, () => $"held {budget.Held}");
+    }
+
+    [Fact]
     public async Task A_management_json_body_is_held_to_1_MiB()
     {
         await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
@@ -152,6 +183,23 @@ public sealed class MemoryLimitsTests
         await SendAllAsync(socket, Encoding.ASCII.GetBytes(head));
         await SendAllAsync(socket, new byte[sent]);
         return socket;
+    }
+
+    private static HttpClient H2cClient() => new();
+
+    /// <summary>A ModelInfer call whose one message declares <paramref name="declared"/> bytes, sends <paramref name="sent"/> and stalls.</summary>
+    private static HttpRequestMessage GrpcCall(RunningServer server, int declared, int sent, Task stall)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(server.GrpcAddress, "/inference.GRPCInferenceService/ModelInfer"))
+        {
+            Content = new StallingContent(declared, sent, stall),
+            Version = HttpVersion.Version20, // h2c, as gRPC clients speak it without TLS
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", server.AdminKey);
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/grpc");
+        return request;
     }
 
     private static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data)
@@ -197,5 +245,25 @@ public sealed class MemoryLimitsTests
         }
 
         Assert.True(condition(), state());
+    }
+
+    /// <summary>A gRPC frame header declaring <paramref name="declared"/> bytes, then <paramref name="sent"/> of them, then nothing until <paramref name="stall"/> ends.</summary>
+    private sealed class StallingContent(int declared, int sent, Task stall) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            var header = new byte[5];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(1), declared);
+            await stream.WriteAsync(header);
+            await stream.WriteAsync(new byte[sent]);
+            await stream.FlushAsync();
+            await stall;
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 }

@@ -111,6 +111,9 @@ public static class ServerHost
         app.MapKeysApi();
         app.MapAuditApi();
 
+        // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
+        app.UseGrpcBodyAccounting();
+
         // gRPC calls carry their own deadlines; streams must outlive the REST timeout.
         app.MapGrpcService<InferenceGrpcService>().DisableRequestTimeout();
         return app;
