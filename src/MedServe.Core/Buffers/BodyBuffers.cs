@@ -8,8 +8,8 @@ namespace MedServe.Buffers;
 /// <see cref="ArrayPool{T}.Shared"/> (reused, cheap). Larger ones come from a small pool of our
 /// own that keeps at most <see cref="KeptLimit"/> bytes between uses and lets the GC have the
 /// rest: the shared pool would keep every array of a burst (30 bodies of 64 MiB) for as long
-/// as it likes. After a burst has let go of much memory, one collection a moment later gives
-/// it back to the system.
+/// as it likes. After a burst has let go of 256 MiB or more, one collection 2 s after the last
+/// (and at most one every 30 s) gives that memory back to the system.
 /// </summary>
 public static class BodyBuffers
 {
@@ -28,6 +28,9 @@ public static class BodyBuffers
     /// <summary>The quiet after the last large array is let go before that collection.</summary>
     private static readonly TimeSpan CollectDelay = TimeSpan.FromSeconds(2);
 
+    /// <summary>The least time between two such collections, whatever is dropped.</summary>
+    private static readonly TimeSpan CollectInterval = TimeSpan.FromSeconds(30);
+
     private static readonly Lock Gate = new();
 
     // One stack per power of two from 2 MiB to LargestKept.
@@ -38,6 +41,8 @@ public static class BodyBuffers
     private static long s_keptBytes;
 
     private static long s_dropped;
+
+    private static long s_lastCollect = long.MinValue / 2;
 
     /// <summary>The length of the array <see cref="Rent"/> gives for <paramref name="size"/> bytes.</summary>
     public static int CapacityFor(int size) => size switch
@@ -106,10 +111,20 @@ public static class BodyBuffers
 
     private static void Collect()
     {
-        Interlocked.Exchange(ref s_dropped, 0);
+        var since = Environment.TickCount64 - Interlocked.Read(ref s_lastCollect);
+        if (since < (long)CollectInterval.TotalMilliseconds)
+        {
+            Collector.Change(TimeSpan.FromMilliseconds(CollectInterval.TotalMilliseconds - since), Timeout.InfiniteTimeSpan);
+            return;
+        }
 
-        // Background (non-blocking) gen 2: the dropped arrays are on the large object heap, and
-        // their regions go back to the system once it has swept them.
-        GC.Collect(2, GCCollectionMode.Forced, blocking: false);
+        Interlocked.Exchange(ref s_dropped, 0);
+        Interlocked.Exchange(ref s_lastCollect, Environment.TickCount64);
+
+        // The dropped arrays are on the large object heap. Only an aggressive collection gives
+        // their regions back to the system (a forced one, blocking or not, keeps them committed:
+        // measured in bench/memory-burst.sh). It blocks and compacts, as the one after the
+        // startup load does; it comes at most once every 30 s, 2 s after a burst is over.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 }
