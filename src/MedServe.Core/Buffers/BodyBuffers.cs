@@ -44,6 +44,18 @@ public static class BodyBuffers
 
     private static long s_lastCollect = long.MinValue / 2;
 
+    /// <summary>Bytes of large arrays kept for reuse now (at most <see cref="KeptLimit"/>).</summary>
+    internal static long KeptBytes
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return s_keptBytes;
+            }
+        }
+    }
+
     /// <summary>The length of the array <see cref="Rent"/> gives for <paramref name="size"/> bytes.</summary>
     public static int CapacityFor(int size) => size switch
     {
