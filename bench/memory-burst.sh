@@ -3,6 +3,7 @@
 #   1. 30 connections each declaring a 60 MiB body, sending 10 bytes and stalling (trickling 1 KiB/s) for 12 s
 #   2. the same with 8 MiB sent before the stall (bodies that really are large)
 #   3. 30 concurrent gzip bombs (60 MiB of zeros, some 60 KB compressed)
+#   4. 100 connections as in 2 (800 MiB sent): past MedServe:Limits:MaxInFlightRequestBytes (1 GiB by default)
 # Usage: bench/memory-burst.sh [source tree to publish the server from, default this one]
 #   e.g. git worktree add /tmp/mem-before 206d721 && bench/memory-burst.sh /tmp/mem-before
 # Output: bench/results/memory-burst-<date>.txt
@@ -65,4 +66,5 @@ scenario() { # name, then the tool's arguments
 scenario "stall 30 x 60 MiB declared, 10 B sent" stall $url KEY 30 62914560 10 12
 scenario "stall 30 x 60 MiB declared, 8 MiB sent" stall $url KEY 30 62914560 8388608 12
 scenario "gzip bomb 30 x 60 MiB of zeros" bomb $url KEY 30 62914560
+scenario "stall 100 x 60 MiB declared, 8 MiB sent" stall $url KEY 100 62914560 8388608 12
 echo "results: $out"
