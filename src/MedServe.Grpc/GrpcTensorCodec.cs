@@ -1,7 +1,7 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using Google.Protobuf;
 using Google.Protobuf.Collections;
+using MedServe.Buffers;
 using MedServe.Grpc.Protocol;
 using MedServe.Inference;
 using MedServe.Tensors;
@@ -157,7 +157,7 @@ internal static class GrpcTensorCodec
                     size += 4 + element.Length;
                 }
 
-                var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
+                var buffer = BodyBuffers.Rent(size);
                 request.Own(buffer);
                 var offset = 0;
                 foreach (var element in contents.BytesContents)
@@ -177,7 +177,7 @@ internal static class GrpcTensorCodec
 
     private static ReadOnlyMemory<byte> Own(InferenceRequest request, int count, int size, Writer write)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(count * size, 1));
+        var buffer = BodyBuffers.Rent(count * size);
         request.Own(buffer);
         try
         {

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using MedServe.Buffers;
 using MedServe.Grpc.Protocol;
 using MedServe.Inference;
 using MedServe.Lifecycle;
@@ -14,7 +15,7 @@ namespace MedServe.Grpc;
 /// API. It translates messages and calls the core, as the REST frontend does; the RPCs MedServe
 /// does not offer (shared memory, trace, log settings, streaming) answer UNIMPLEMENTED.
 /// </summary>
-public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceService.GRPCInferenceServiceBase
+public sealed class InferenceGrpcService(ModelManager models, InFlightBytes budget) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     [AllowAnonymous]
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) =>
@@ -72,9 +73,18 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
     [Authorize(Scopes.Infer)]
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
-        var inference = new InferenceRequest();
+        var inference = new InferenceRequest { Budget = budget };
         try
         {
+            // grpc-dotnet has read the whole message (up to MaxReceiveMessageSize); its raw
+            // contents stay in it for the call, so count them with what decoding adds.
+            long raw = 0;
+            foreach (var contents in request.RawInputContents)
+            {
+                raw += contents.Length;
+            }
+
+            inference.Count(raw);
             GrpcTensorCodec.Read(request, inference);
             var version = request.ModelVersion.Length > 0 ? request.ModelVersion : null;
             var result = await models.InferAsync(request.ModelName, version, inference, context.CancellationToken).ConfigureAwait(false);
@@ -89,6 +99,11 @@ public sealed class InferenceGrpcService(ModelManager models) : GRPCInferenceSer
         {
             inference.Dispose();
             throw ToRpc(e);
+        }
+        catch
+        {
+            inference.Dispose();
+            throw;
         }
     }
 

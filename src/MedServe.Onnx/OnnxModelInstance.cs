@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using MedServe.Backends;
+using MedServe.Buffers;
 using MedServe.Inference;
 using MedServe.Repository;
 using MedServe.Tensors;
@@ -157,7 +158,7 @@ internal sealed class OnnxModelInstance(InferenceSession session, SessionOptions
                 size += 4 + value.GetStringElementAsSpan((int)i).Length; // UTF-8 bytes, as ONNX Runtime stores them.
             }
 
-            var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
+            var buffer = BodyBuffers.Rent(size);
             (_rented ??= []).Add(buffer);
             var offset = 0;
             for (var i = 0; i < count; i++)
@@ -178,7 +179,7 @@ internal sealed class OnnxModelInstance(InferenceSession session, SessionOptions
             {
                 foreach (var buffer in _rented)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    BodyBuffers.Return(buffer);
                 }
 
                 _rented = null;

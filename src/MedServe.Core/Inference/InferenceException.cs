@@ -15,7 +15,7 @@ public enum InferenceErrorKind
     /// <summary>The body is larger than the configured limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).</summary>
     TooLarge,
 
-    /// <summary>The model's queue is full: retry later (HTTP 503 with Retry-After, gRPC UNAVAILABLE).</summary>
+    /// <summary>The model's queue, or the server's room for request bodies, is full: retry later (HTTP 503 with Retry-After, gRPC UNAVAILABLE).</summary>
     QueueFull,
 
     /// <summary>The request waited in the queue past its timeout (HTTP 503, gRPC DEADLINE_EXCEEDED).</summary>

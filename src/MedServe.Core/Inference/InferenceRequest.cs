@@ -1,4 +1,4 @@
-using System.Buffers;
+using MedServe.Buffers;
 using MedServe.Tensors;
 
 namespace MedServe.Inference;
@@ -12,6 +12,8 @@ public sealed class InferenceRequest : IDisposable
 {
     private List<byte[]>? _rented;
 
+    private long _reserved;
+
     public string? Id { get; set; }
 
     public Dictionary<string, InferenceParameter>? Parameters { get; set; }
@@ -21,22 +23,60 @@ public sealed class InferenceRequest : IDisposable
     /// <summary>The outputs asked for; null means every output of the model.</summary>
     public List<RequestedOutput>? Outputs { get; set; }
 
-    /// <summary>Hands a pooled array to the request, which returns it to the pool on dispose.</summary>
-    public void Own(byte[] pooled) => (_rented ??= []).Add(pooled);
+    /// <summary>
+    /// Where the arrays this request owns are counted while it lives (the frontends' requests);
+    /// null for none (a batch assembled from counted requests).
+    /// </summary>
+    public InFlightBytes? Budget { get; init; }
+
+    /// <summary>
+    /// Hands an array from <see cref="BodyBuffers.Rent"/> to the request, which gives it back on
+    /// dispose. Past the budget's cap it is given back at once and the request refused.
+    /// </summary>
+    public void Own(byte[] pooled)
+    {
+        if (Budget is { } budget)
+        {
+            if (!budget.TryReserve(pooled.Length))
+            {
+                BodyBuffers.Return(pooled);
+                throw budget.Refusal();
+            }
+
+            _reserved += pooled.Length;
+        }
+
+        (_rented ??= []).Add(pooled);
+    }
+
+    /// <summary>Counts, for the request's life, bytes it holds elsewhere (a gRPC message's raw contents); past the cap the request is refused.</summary>
+    public void Count(long bytes)
+    {
+        if (Budget is { } budget)
+        {
+            if (!budget.TryReserve(bytes))
+            {
+                throw budget.Refusal();
+            }
+
+            _reserved += bytes;
+        }
+    }
 
     public void Dispose()
     {
-        if (_rented is null)
+        if (_rented is not null)
         {
-            return;
+            foreach (var array in _rented)
+            {
+                BodyBuffers.Return(array);
+            }
+
+            _rented = null;
         }
 
-        foreach (var array in _rented)
-        {
-            ArrayPool<byte>.Shared.Return(array);
-        }
-
-        _rented = null;
+        Budget?.Release(_reserved);
+        _reserved = 0;
     }
 }
 

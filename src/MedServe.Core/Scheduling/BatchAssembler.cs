@@ -1,4 +1,4 @@
-using System.Buffers;
+using MedServe.Buffers;
 using System.Buffers.Binary;
 using MedServe.Inference;
 using MedServe.Repository;
@@ -54,7 +54,7 @@ internal static class BatchAssembler
                 total += Find(request, input.Name)!.Data.Length;
             }
 
-            var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(total, 1));
+            var buffer = BodyBuffers.Rent(total);
             combined.Own(buffer);
             var offset = 0;
             foreach (var request in requests)

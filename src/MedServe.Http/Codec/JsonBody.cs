@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace MedServe.Http.Codec;
 
@@ -9,10 +10,27 @@ namespace MedServe.Http.Codec;
 /// </summary>
 internal static class JsonBody
 {
+    /// <summary>These bodies are small: held to 1 MiB, not to the inference body limit (a string of a 64 MiB body is 128 MiB).</summary>
+    public const int MaxBytes = 1024 * 1024;
+
     public static async Task<JsonDocument> ReadObjectAsync(HttpContext context, Func<string, Exception> invalid)
     {
-        using var reader = new StreamReader(context.Request.Body);
-        var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size && !(size.MaxRequestBodySize <= MaxBytes))
+        {
+            size.MaxRequestBodySize = MaxBytes;
+        }
+
+        string text;
+        try
+        {
+            using var reader = new StreamReader(context.Request.Body);
+            text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw invalid($"the request body is above {MaxBytes} bytes, the limit for this endpoint");
+        }
+
         return ParseObject(text, "the request body", invalid);
     }
 

@@ -1,11 +1,12 @@
 using System.Buffers;
+using MedServe.Buffers;
 
 namespace MedServe.Http.Codec;
 
-/// <summary>A growable byte buffer rented from the shared pool; an <see cref="IBufferWriter{T}"/> for JSON.</summary>
+/// <summary>A growable byte buffer from <see cref="BodyBuffers"/>; an <see cref="IBufferWriter{T}"/> for JSON.</summary>
 internal sealed class PooledBuffer(int initialSize = 1024) : IBufferWriter<byte>, IDisposable
 {
-    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+    private byte[] _buffer = BodyBuffers.Rent(initialSize);
     private int _length;
 
     public int Length => _length;
@@ -40,7 +41,7 @@ internal sealed class PooledBuffer(int initialSize = 1024) : IBufferWriter<byte>
     {
         if (_buffer.Length > 0)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            BodyBuffers.Return(_buffer);
             _buffer = [];
         }
     }
@@ -53,11 +54,11 @@ internal sealed class PooledBuffer(int initialSize = 1024) : IBufferWriter<byte>
             return;
         }
 
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _buffer.Length * 2));
+        var larger = BodyBuffers.Rent(Math.Max(needed, _buffer.Length * 2));
         _buffer.AsSpan(0, _length).CopyTo(larger);
         if (_buffer.Length > 0)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            BodyBuffers.Return(_buffer);
         }
 
         _buffer = larger;

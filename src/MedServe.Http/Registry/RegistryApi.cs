@@ -7,6 +7,7 @@ using MedServe.Registry.Store;
 using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 
 namespace MedServe.Http.Registry;
@@ -103,6 +104,17 @@ public static class RegistryApi
         });
     });
 
+    /// <summary>
+    /// An upload's form: the file part goes to a temporary file past 64 KiB (as by default), the
+    /// other parts (the metadata) stay in memory and are held to a few of at most 1 MiB each.
+    /// </summary>
+    private static readonly FormOptions UploadForm = new()
+    {
+        ValueCountLimit = 16,
+        ValueLengthLimit = 1024 * 1024,
+        MemoryBufferThreshold = 64 * 1024,
+    };
+
     /// <summary>multipart/form-data: a "model" file part (the ONNX file) and a "metadata" JSON part.</summary>
     private static Task RegisterVersion(HttpContext context, ModelRegistry registry, string model) => Guard(context, async () =>
     {
@@ -114,7 +126,7 @@ public static class RegistryApi
         IFormCollection form;
         try
         {
-            form = await context.Request.ReadFormAsync(context.RequestAborted);
+            form = await context.Request.ReadFormAsync(UploadForm, context.RequestAborted);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException)
         {

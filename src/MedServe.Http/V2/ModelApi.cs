@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Globalization;
+using MedServe.Buffers;
 using MedServe.Http.Codec;
 using MedServe.Inference;
 using MedServe.Lifecycle;
@@ -78,14 +78,15 @@ public static class ModelApi
             return ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w => ModelConfigJson.Write(w, config));
         });
 
-    private static async Task Infer(HttpContext context, ModelManager models, IOptions<HttpFrontendOptions> options, string model, string? version = null)
+    private static async Task Infer(HttpContext context, ModelManager models, IOptions<HttpFrontendOptions> options, InFlightBytes budget, string model, string? version = null)
     {
-        byte[]? body = null;
-        using var request = new InferenceRequest();
+        BodyBuffer body = default;
+        using var request = new InferenceRequest { Budget = budget };
         try
         {
             var http = context.Request;
-            (body, var length) = await RequestBody.ReadAsync(http, options.Value.MaxRequestBodyBytes, context.RequestAborted).ConfigureAwait(false);
+            var limits = options.Value;
+            body = await RequestBody.ReadAsync(http, limits.MaxRequestBodyBytes, limits.MaxDecompressionRatio, budget, context.RequestAborted).ConfigureAwait(false);
             long? headerLength = null;
             if (http.Headers.TryGetValue(InferResponseWriter.HeaderLengthHeader, out var header))
             {
@@ -97,7 +98,7 @@ public static class ModelApi
                 headerLength = parsed;
             }
 
-            InferRequestReader.Read(body.AsMemory(0, length), headerLength, request);
+            InferRequestReader.Read(body.Memory, headerLength, request);
             var audit = context.Features.Get<AuditDetails>();
             var patient = AuditDetails.PatientIdFrom(request.Parameters);
             if (audit is not null && patient is not null)
@@ -132,10 +133,7 @@ public static class ModelApi
         }
         finally
         {
-            if (body is not null)
-            {
-                ArrayPool<byte>.Shared.Return(body);
-            }
+            body.Dispose();
         }
     }
 

@@ -112,6 +112,9 @@ public static class ServerHost
         app.MapKeysApi();
         app.MapAuditApi();
 
+        // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
+        app.UseGrpcBodyAccounting();
+
         // gRPC calls carry their own deadlines; streams must outlive the REST timeout.
         app.MapGrpcService<InferenceGrpcService>().DisableRequestTimeout();
         return app;
@@ -150,6 +153,7 @@ public static class ServerHost
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
+        services.TryAddSingleton(new MedServe.Buffers.InFlightBytes(server.Limits.MaxInFlightRequestBytes));
 
         // The registry: SQLite and content-addressed artifacts in the data dir.
         services.TryAddSingleton<IRegistryStore>(sp =>
@@ -171,6 +175,8 @@ public static class ServerHost
         services.AddGrpc(grpc =>
         {
             grpc.Interceptors.Add<AuditGrpcInterceptor>();
+            // grpc-dotnet buffers a whole message before it is handed over: this bounds each one
+            // (before a byte is allocated for it, from the length prefix), as the REST body limit does.
             grpc.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, section.GetSection("Http").Get<HttpFrontendOptions>()?.MaxRequestBodyBytes ?? new HttpFrontendOptions().MaxRequestBodyBytes);
             grpc.MaxSendMessageSize = null;
         });

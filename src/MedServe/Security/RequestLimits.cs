@@ -8,7 +8,8 @@ namespace MedServe.Security;
 
 /// <summary>
 /// Per-key rate limits (a token bucket per principal: the key's own limit or the server default),
-/// header limits and request timeouts, each answered with its own status and a JSON error.
+/// per-key concurrency (a concurrency limiter per principal, chained before the rate), header
+/// limits and request timeouts, each answered with its own status and a JSON error.
 /// Kestrel keeps hard limits above these as a backstop.
 /// </summary>
 public static class RequestLimits
@@ -17,7 +18,7 @@ public static class RequestLimits
     {
         services.AddRateLimiter(options =>
         {
-            options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            var rates = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
                 var rate = RateOf(context, limits);
                 return rate <= 0 || context.User.Identity?.Name is not { } name
@@ -31,12 +32,25 @@ public static class RequestLimits
                         AutoReplenishment = true,
                     });
             });
+
+            // Requests in flight per key, before the rate: a request refused here spends no token.
+            // No limit configured, no second limiter: the rate limiter alone, as before.
+            var concurrent = limits.MaxConcurrentRequestsPerKey;
+            options.GlobalLimiter = concurrent <= 0 ? rates : PartitionedRateLimiter.CreateChained(
+                PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.Identity?.Name is { } name
+                    ? RateLimitPartition.GetConcurrencyLimiter(name, _ => new ConcurrencyLimiterOptions { PermitLimit = concurrent, QueueLimit = 0 })
+                    : RateLimitPartition.GetNoLimiter("")),
+                rates);
             options.OnRejected = (rejected, _) =>
             {
                 var response = rejected.HttpContext.Response;
                 response.Headers.RetryAfter = "1";
-                return new ValueTask(ApiResponses.WriteErrorAsync(response, StatusCodes.Status429TooManyRequests,
-                    $"rate limit exceeded: this key may make {RateOf(rejected.HttpContext, limits)} requests per second"));
+
+                // A token bucket's refusal says when to retry; a concurrency limiter's does not.
+                var message = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan _)
+                    ? $"rate limit exceeded: this key may make {RateOf(rejected.HttpContext, limits)} requests per second"
+                    : $"concurrency limit exceeded: this key may have {concurrent} requests in flight (MedServe:Limits:MaxConcurrentRequestsPerKey)";
+                return new ValueTask(ApiResponses.WriteErrorAsync(response, StatusCodes.Status429TooManyRequests, message));
             };
         });
 

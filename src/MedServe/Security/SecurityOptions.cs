@@ -62,6 +62,26 @@ public sealed class LimitsOptions
 
     /// <summary>Bytes of names and values across all headers; more are answered 431.</summary>
     public int MaxRequestHeadersBytes { get; set; } = 16 * 1024;
+
+    /// <summary>
+    /// Bytes that request bodies, and the tensors decoded from them, may hold across the server at
+    /// once (MEDSERVE_LIMITS__MAX_IN_FLIGHT_REQUEST_BYTES). Bodies are counted as they arrive, not
+    /// by their declared length; one that would pass the cap is answered 503 with Retry-After (gRPC
+    /// UNAVAILABLE). 0 is no cap. By default 1 GiB, or an eighth of the memory the process may use
+    /// where that is less (a container's limit counts). Leave room for the largest body twice over:
+    /// a growing buffer briefly holds its old and new arrays.
+    /// </summary>
+    public long MaxInFlightRequestBytes { get; set; } = DefaultMaxInFlightRequestBytes();
+
+    /// <summary>Requests one key (or token subject) may have in flight at once; more are answered 429 with Retry-After. 0 is no limit.</summary>
+    public int MaxConcurrentRequestsPerKey { get; set; } = 512;
+
+    public static long DefaultMaxInFlightRequestBytes()
+    {
+        const long Cap = 1L << 30;
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return available > 0 ? Math.Min(Cap, available / 8) : Cap;
+    }
 }
 
 /// <summary>
