@@ -4,7 +4,7 @@
 #   2. the same with 8 MiB sent before the stall (bodies that really are large)
 #   3. 30 concurrent gzip bombs (60 MiB of zeros, some 60 KB compressed)
 #   4. 100 connections as in 2 (800 MiB sent): past MedServe:Limits:MaxInFlightRequestBytes (1 GiB by default)
-# Usage: bench/memory-burst.sh [source tree to publish the server from, default this one]
+# Usage: [SCENARIOS="1 2 3 4"] bench/memory-burst.sh [source tree to publish the server from, default this one]
 #   e.g. git worktree add /tmp/mem-before 206d721 && bench/memory-burst.sh /tmp/mem-before
 # Output: bench/results/memory-burst-<date>.txt
 set -uo pipefail
@@ -26,6 +26,9 @@ port=8650
 url=http://127.0.0.1:$port
 
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$pid/status"; }
+# Writable private memory mapped (VmData): what the process has committed, touched or not. A rented
+# array that no byte was written to is not resident, but it is committed.
+data() { awk '/VmData/ {print int($2/1024)}' "/proc/$pid/status"; }
 start() {
   (cd "$work" && exec dotnet app/medserve.dll serve --http-port $port --grpc-port $((port + 1)) --data-dir "$work/data" >"$work/server.log" 2>&1) &
   pid=$!
@@ -36,11 +39,11 @@ start() {
   sleep 3
 }
 stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; rm -rf "$work/data"; }
-# during <seconds>: samples every second while the attack runs, prints the peak
+# during <seconds>: samples every second while the attack runs, prints the peaks of resident and committed
 during() {
-  local peak=0 r
-  for _ in $(seq 1 "$1"); do sleep 1; r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; done
-  echo "$peak"
+  local peak=0 dpeak=0 r d
+  for _ in $(seq 1 "$1"); do sleep 1; r=$(rss); d=$(data); [ "$r" -gt "$peak" ] && peak=$r; [ "$d" -gt "$dpeak" ] && dpeak=$d; done
+  echo "$peak $dpeak"
 }
 after() { # the resident memory 2, 10 and 30 s after the attack ended
   local line=""
@@ -53,18 +56,23 @@ scenario() { # name, then the tool's arguments
   local name=$1; shift
   start
   local base; base=$(rss)
+  local dbase; dbase=$(data)
   local args=("${@/#KEY/$key}")
   $tool "${args[@]}" >"$work/tool.log" 2>&1 &
   local attack=$!
-  local peak; peak=$(during 10)
+  local peak dpeak; read -r peak dpeak < <(during 10)
   wait $attack
   local rest; rest=$(after)
-  log "$name: resident at rest ${base} MiB, peak during ${peak} MiB, after close (+2 s, +10 s, +30 s):${rest} MiB"
+  log "$name: resident at rest ${base} MiB, peak during ${peak} MiB, after close (+2 s, +10 s, +30 s):${rest} MiB; committed (VmData) at rest ${dbase} MiB, peak ${dpeak} MiB, after $(data) MiB"
   log "  $(tr '\n' ' ' <"$work/tool.log")"
   stop
 }
-scenario "stall 30 x 60 MiB declared, 10 B sent" stall $url KEY 30 62914560 10 12
-scenario "stall 30 x 60 MiB declared, 8 MiB sent" stall $url KEY 30 62914560 8388608 12
-scenario "gzip bomb 30 x 60 MiB of zeros" bomb $url KEY 30 62914560
-scenario "stall 100 x 60 MiB declared, 8 MiB sent" stall $url KEY 100 62914560 8388608 12
+for n in ${SCENARIOS:-1 2 3 4}; do
+  case $n in
+    1) scenario "stall 30 x 60 MiB declared, 10 B sent" stall $url KEY 30 62914560 10 12 ;;
+    2) scenario "stall 30 x 60 MiB declared, 8 MiB sent" stall $url KEY 30 62914560 8388608 12 ;;
+    3) scenario "gzip bomb 30 x 60 MiB of zeros" bomb $url KEY 30 62914560 ;;
+    4) scenario "stall 100 x 60 MiB declared, 8 MiB sent" stall $url KEY 100 62914560 8388608 12 ;;
+  esac
+done
 echo "results: $out"
