@@ -28,6 +28,11 @@ public sealed class ApiKeyStore
     private const int CacheLimit = 10_000;
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (ApiKeyInfo Info, DateTimeOffset CheckedAt)> _recent = new(StringComparer.Ordinal);
+
+    // Key ids the store does not hold, remembered as long as good keys are: a client retrying a
+    // revoked or made-up key costs a dictionary lookup, not a SQLite query, each time.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _unknown = new(StringComparer.Ordinal);
+    private long _lookups;
     private readonly string _connectionString;
     private readonly TimeProvider _time;
 
@@ -91,6 +96,7 @@ public sealed class ApiKeyStore
             throw new ApiKeyNameTakenException($"a key named '{name}' already exists");
         }
 
+        _unknown.TryRemove(id, out _);
         return new CreatedApiKey(new ApiKeyInfo(id, name, scopes, now, expires, null, requestsPerSecond), $"ms_{id}_{secret}");
     }
 
@@ -119,17 +125,34 @@ public sealed class ApiKeyStore
         return info;
     }
 
+    /// <summary>Queries of the store made to authenticate (for tests and measurement).</summary>
+    internal long Lookups => Interlocked.Read(ref _lookups);
+
     private async Task<ApiKeyInfo?> LookUpAsync(string presented, DateTimeOffset now)
     {
         var parts = presented.Split('_', 3);
-        if (parts.Length != 3 || parts[0] != "ms")
+
+        // Ids are 16 lowercase hex digits: anything else is unknown without asking the store.
+        if (parts.Length != 3 || parts[0] != "ms" || parts[1].Length != 16 || !parts[1].All(c => char.IsAsciiHexDigitLower(c) || char.IsAsciiDigit(c)))
         {
             return null;
         }
 
+        if (_unknown.TryGetValue(parts[1], out var missedAt) && now - missedAt < CacheFor)
+        {
+            return null;
+        }
+
+        Interlocked.Increment(ref _lookups);
         var rows = await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys WHERE id = $id;", ("$id", parts[1])).ConfigureAwait(false);
         if (rows.Count == 0)
         {
+            if (_unknown.Count >= CacheLimit)
+            {
+                _unknown.Clear();
+            }
+
+            _unknown[parts[1]] = now;
             return null;
         }
 

@@ -70,6 +70,30 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.Null(await store.AuthenticateAsync(other.Key)); // at once, not after the cache time
     }
 
+    [Fact]
+    public async Task Unknown_and_malformed_keys_cost_no_query_after_the_first()
+    {
+        var store = await Open();
+        var real = await store.CreateAsync("ward-app", ["infer"]);
+        var id = real.Key.Split('_')[1];
+        var madeUp = "ms_0123456789abcdef_" + new string('A', 43);
+
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.Null(await store.AuthenticateAsync(madeUp));
+            Assert.Null(await store.AuthenticateAsync("ms_not-an-id_x"));
+            Assert.Null(await store.AuthenticateAsync("ms_" + id.ToUpperInvariant() + "_x"));
+        }
+
+        Assert.Equal(1, store.Lookups);
+
+        // Remembered no longer than a good key is.
+        _time.Advance(TimeSpan.FromSeconds(11));
+        Assert.Null(await store.AuthenticateAsync(madeUp));
+        Assert.Equal(2, store.Lookups);
+        Assert.NotNull(await store.AuthenticateAsync(real.Key));
+    }
+
     [Theory]
     [InlineData("superuser", "unknown scope 'superuser'")]
     [InlineData("infer:", "unknown scope 'infer:'")]
