@@ -14,6 +14,10 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
 {
     private readonly OnnxOptions _options = options.Value;
 
+    // Files whose external data was checked, by path, length and write time: a version loads one
+    // signature read and N instances, and parsing a 45 MB graph once is enough.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Length, DateTime Written)> _checked = new(StringComparer.Ordinal);
+
     public string Platform => ModelConfig.OnnxPlatform;
 
     public bool Handles(ModelConfig config) =>
@@ -24,7 +28,8 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
     {
         using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
         var file = OnnxModelFile.Read(modelPath);
-        using var session = OpenSession(modelPath, sessionOptions, file);
+        CheckExternalData(modelPath, file);
+        using var session = OpenSession(modelPath, sessionOptions);
         return new ModelSignature(
             ReadTensors(session.InputMetadata, "input", file),
             ReadTensors(session.OutputMetadata, "output", file));
@@ -35,7 +40,12 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
         var sessionOptions = CreateSessionOptions(config);
         try
         {
-            var session = OpenSession(modelPath, sessionOptions, OnnxModelFile.Read(modelPath));
+            if (!_checked.TryGetValue(modelPath, out var seen) || seen != Stamp(modelPath))
+            {
+                CheckExternalData(modelPath, OnnxModelFile.Read(modelPath));
+            }
+
+            var session = OpenSession(modelPath, sessionOptions);
             return new OnnxModelInstance(session, sessionOptions);
         }
         catch
@@ -88,11 +98,26 @@ public sealed partial class OnnxBackend(IOptions<OnnxOptions> options, ILogger<O
         return sessionOptions;
     }
 
-    /// <summary>Opens a session once the model's external data is known to stay in its folder.</summary>
-    private static InferenceSession OpenSession(string modelPath, SessionOptions sessionOptions, OnnxModelFile file)
+    /// <summary>Refuses a model whose external data leaves its folder, before ONNX Runtime opens it; remembers the file as checked.</summary>
+    private void CheckExternalData(string modelPath, OnnxModelFile file)
     {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
-        file.CheckExternalData(folder);
+        file.CheckExternalData(Path.GetDirectoryName(Path.GetFullPath(modelPath))!);
+        if (_checked.Count >= 1024)
+        {
+            _checked.Clear(); // registrations stage under fresh names: keep the memo small
+        }
+
+        _checked[modelPath] = Stamp(modelPath);
+    }
+
+    private static (long, DateTime) Stamp(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? (info.Length, info.LastWriteTimeUtc) : (-1, default);
+    }
+
+    private static InferenceSession OpenSession(string modelPath, SessionOptions sessionOptions)
+    {
         try
         {
             return new InferenceSession(modelPath, sessionOptions);

@@ -386,21 +386,22 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         var fd = Open(_options.Folder, 0 /* O_RDONLY */);
         if (fd >= 0)
         {
-            FlushFd(fd);
+            Fdatasync(fd);
             Close(fd);
         }
     }
 
-    private static int FlushData(SafeFileHandle handle) =>
-        OperatingSystem.IsLinux() ? FlushFd((int)handle.DangerousGetHandle()) : Flush(handle);
-
-    private static int Flush(SafeFileHandle handle)
+    /// <summary>fdatasync where there is one (the file's size and data, not its times); a full flush elsewhere.</summary>
+    private static int FlushData(SafeFileHandle handle)
     {
+        if (OperatingSystem.IsLinux())
+        {
+            return Fdatasync((int)handle.DangerousGetHandle());
+        }
+
         RandomAccess.FlushToDisk(handle);
         return 0;
     }
-
-    private static int FlushFd(int fd) => Fdatasync(fd);
 
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     private static partial int Fdatasync(int fd);

@@ -66,6 +66,21 @@ public sealed class ExternalDataTests : IDisposable
     }
 
     [Fact]
+    public void A_file_checked_once_is_checked_again_when_it_changes()
+    {
+        Directory.CreateDirectory(Path.Combine(_version, "weights"));
+        File.WriteAllBytes(Path.Combine(_version, "weights", "w.bin"), new byte[16]);
+        var model = Path.Combine(_version, "model.onnx");
+        File.WriteAllBytes(model, HostileModels.ExternalWeights("weights/w.bin"));
+        _backend.Inspect(model);
+
+        File.WriteAllBytes(model, HostileModels.ExternalWeights("../../../admin.key"));
+
+        var error = Assert.Throws<BackendLoadException>(() => _backend.CreateInstance(new MedServe.Repository.ModelConfig { Name = "exfil" }, model, 0));
+        Assert.Contains("outside the model's folder", error.Message);
+    }
+
+    [Fact]
     public void A_dimension_of_two_to_the_forty_keeps_its_width_in_the_signature()
     {
         var model = Path.Combine(_version, "model.onnx");
