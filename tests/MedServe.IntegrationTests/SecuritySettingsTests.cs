@@ -20,63 +20,56 @@ public sealed class SecuritySettingsTests
     {
         using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var strangerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
-        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
-        try
+        using var pem = await PublicKeyFile.WriteAsync(issuerKey);
+        var publicKey = pem.Path;
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
         {
-            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+            ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+            ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+            ["MedServe:Auth:Jwt:Audience"] = "medserve",
+        });
+        string Token(ECDsa key, string scope, string issuer = "https://idp.hospital.test", string audience = "medserve", int minutes = 5) =>
+            new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
             {
-                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
-                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
-                ["MedServe:Auth:Jwt:Audience"] = "medserve",
+                Issuer = issuer,
+                Audience = audience,
+                NotBefore = DateTime.UtcNow.AddMinutes(-10),
+                Expires = DateTime.UtcNow.AddMinutes(minutes),
+                Claims = new Dictionary<string, object> { ["sub"] = "dr.house", ["scope"] = scope },
+                SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key), SecurityAlgorithms.EcdsaSha256),
             });
-            string Token(ECDsa key, string scope, string issuer = "https://idp.hospital.test", string audience = "medserve", int minutes = 5) =>
-                new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-                {
-                    Issuer = issuer,
-                    Audience = audience,
-                    NotBefore = DateTime.UtcNow.AddMinutes(-10),
-                    Expires = DateTime.UtcNow.AddMinutes(minutes),
-                    Claims = new Dictionary<string, object> { ["sub"] = "dr.house", ["scope"] = scope },
-                    SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key), SecurityAlgorithms.EcdsaSha256),
-                });
 
-            using (var reader = server.Client(Token(issuerKey, "models:read infer:risk")))
-            {
-                Assert.Equal(HttpStatusCode.OK, (await reader.GetAsync("/v2/models/risk")).StatusCode);
-                using var inferred = await reader.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
-                Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
-                var record = (await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
-                Assert.Equal("jwt:dr.house", record.Event.Actor);
-                Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsync("/v2/repository/models/risk/unload", null)).StatusCode);
-            }
-
-            foreach (var (token, why) in new[]
-            {
-                (Token(strangerKey, "admin"), "signed by another key"),
-                (Token(issuerKey, "admin", issuer: "https://evil.test"), "another issuer"),
-                (Token(issuerKey, "admin", audience: "someone-else"), "another audience"),
-                (Token(issuerKey, "admin", minutes: -5), "expired"),
-            })
-            {
-                using var client = server.Client(token);
-                using var response = await client.GetAsync("/v2/models/risk");
-                Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, why);
-                Assert.StartsWith("the bearer token is not valid", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
-            }
-
-            using var grpcChannel = global::Grpc.Net.Client.GrpcChannel.ForAddress(server.GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions
-            {
-                HttpClient = server.Client(Token(issuerKey, "models:read")),
-                DisposeHttpClient = true,
-            });
-            var metadata = await new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(grpcChannel).ServerMetadataAsync(new());
-            Assert.Equal("medserve", metadata.Name);
-        }
-        finally
+        using (var reader = server.Client(Token(issuerKey, "models:read infer:risk")))
         {
-            File.Delete(publicKey);
+            Assert.Equal(HttpStatusCode.OK, (await reader.GetAsync("/v2/models/risk")).StatusCode);
+            using var inferred = await reader.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+            Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
+            var record = (await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
+            Assert.Equal("jwt:dr.house", record.Event.Actor);
+            Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsync("/v2/repository/models/risk/unload", null)).StatusCode);
         }
+
+        foreach (var (token, why) in new[]
+        {
+            (Token(strangerKey, "admin"), "signed by another key"),
+            (Token(issuerKey, "admin", issuer: "https://evil.test"), "another issuer"),
+            (Token(issuerKey, "admin", audience: "someone-else"), "another audience"),
+            (Token(issuerKey, "admin", minutes: -5), "expired"),
+        })
+        {
+            using var client = server.Client(token);
+            using var response = await client.GetAsync("/v2/models/risk");
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, why);
+            Assert.StartsWith("the bearer token is not valid", (await ServerFixture.JsonAsync(response)).GetProperty("error").GetString());
+        }
+
+        using var grpcChannel = global::Grpc.Net.Client.GrpcChannel.ForAddress(server.GrpcAddress, new global::Grpc.Net.Client.GrpcChannelOptions
+        {
+            HttpClient = server.Client(Token(issuerKey, "models:read")),
+            DisposeHttpClient = true,
+        });
+        var metadata = await new MedServe.Grpc.Protocol.GRPCInferenceService.GRPCInferenceServiceClient(grpcChannel).ServerMetadataAsync(new());
+        Assert.Equal("medserve", metadata.Name);
     }
 
     [Theory]
@@ -88,61 +81,47 @@ public sealed class SecuritySettingsTests
     public async Task A_jwt_setup_with_nothing_to_validate_tokens_against_is_refused_at_start(string? issuer, string? audience, bool anyAudience, string message)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
-        await File.WriteAllTextAsync(publicKey, key.ExportSubjectPublicKeyInfoPem());
-        try
+        using var pem = await PublicKeyFile.WriteAsync(key);
+        var publicKey = pem.Path;
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => RunningServer.StartAsync(new Dictionary<string, string?>
         {
-            var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => RunningServer.StartAsync(new Dictionary<string, string?>
-            {
-                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
-                ["MedServe:Auth:Jwt:Issuer"] = issuer,
-                ["MedServe:Auth:Jwt:Audience"] = audience,
-                ["MedServe:Auth:Jwt:AllowAnyAudience"] = anyAudience ? "true" : null,
-            }));
-            Assert.StartsWith("refusing to start with JWT bearer tokens enabled: ", error.Message);
-            Assert.Contains(message, error.Message);
-            Assert.DoesNotContain(publicKey, error.Message);
-        }
-        finally
-        {
-            File.Delete(publicKey);
-        }
+            ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+            ["MedServe:Auth:Jwt:Issuer"] = issuer,
+            ["MedServe:Auth:Jwt:Audience"] = audience,
+            ["MedServe:Auth:Jwt:AllowAnyAudience"] = anyAudience ? "true" : null,
+        }));
+        Assert.StartsWith("refusing to start with JWT bearer tokens enabled: ", error.Message);
+        Assert.Contains(message, error.Message);
+        Assert.DoesNotContain(publicKey, error.Message);
     }
 
     [Fact]
     public async Task Jwt_tokens_need_the_audience_an_expiry_within_30_seconds_of_skew_and_a_signature()
     {
         using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
-        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
-        try
+        using var pem = await PublicKeyFile.WriteAsync(issuerKey);
+        var publicKey = pem.Path;
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
         {
-            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
-            {
-                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
-                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
-                ["MedServe:Auth:Jwt:Audience"] = "medserve",
-            });
-            var now = DateTime.UtcNow;
-            foreach (var (token, accepted, why) in new[]
-            {
-                (Mint(issuerKey, "medserve", now.AddMinutes(5)), true, "valid"),
-                (Mint(issuerKey, "medserve", now.AddSeconds(-5)), true, "expired 5 s ago, within the 30 s skew"),
-                (Mint(issuerKey, "medserve", now.AddMinutes(-2)), false, "expired 2 minutes ago (the default 5-minute skew accepted it)"),
-                (Mint(issuerKey, null, now.AddMinutes(5)), false, "no audience"),
-                (Mint(issuerKey, "medserve-staging", now.AddMinutes(5)), false, "another audience"),
-                (Mint(issuerKey, "medserve", null), false, "no expiry"),
-                (Mint(null, "medserve", now.AddMinutes(5)), false, "unsigned"),
-            })
-            {
-                using var client = server.Client(token);
-                using var response = await client.GetAsync("/v2/models/risk");
-                Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
-            }
-        }
-        finally
+            ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+            ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+            ["MedServe:Auth:Jwt:Audience"] = "medserve",
+        });
+        var now = DateTime.UtcNow;
+        foreach (var (token, accepted, why) in new[]
         {
-            File.Delete(publicKey);
+            (Mint(issuerKey, "medserve", now.AddMinutes(5)), true, "valid"),
+            (Mint(issuerKey, "medserve", now.AddSeconds(-5)), true, "expired 5 s ago, within the 30 s skew"),
+            (Mint(issuerKey, "medserve", now.AddMinutes(-2)), false, "expired 2 minutes ago (the default 5-minute skew accepted it)"),
+            (Mint(issuerKey, null, now.AddMinutes(5)), false, "no audience"),
+            (Mint(issuerKey, "medserve-staging", now.AddMinutes(5)), false, "another audience"),
+            (Mint(issuerKey, "medserve", null), false, "no expiry"),
+            (Mint(null, "medserve", now.AddMinutes(5)), false, "unsigned"),
+        })
+        {
+            using var client = server.Client(token);
+            using var response = await client.GetAsync("/v2/models/risk");
+            Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
         }
     }
 
@@ -150,32 +129,25 @@ public sealed class SecuritySettingsTests
     public async Task Allowing_any_audience_is_an_explicit_setting_and_the_issuer_is_still_checked()
     {
         using var issuerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var publicKey = Path.Combine(Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem");
-        await File.WriteAllTextAsync(publicKey, issuerKey.ExportSubjectPublicKeyInfoPem());
-        try
+        using var pem = await PublicKeyFile.WriteAsync(issuerKey);
+        var publicKey = pem.Path;
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
         {
-            await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
-            {
-                ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
-                ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
-                ["MedServe:Auth:Jwt:AllowAnyAudience"] = "true",
-            });
-            var expires = DateTime.UtcNow.AddMinutes(5);
-            foreach (var (token, accepted, why) in new[]
-            {
-                (Mint(issuerKey, "anything", expires), true, "any audience"),
-                (Mint(issuerKey, null, expires), true, "no audience"),
-                (Mint(issuerKey, "medserve", expires, issuer: "https://evil.test"), false, "another issuer"),
-            })
-            {
-                using var client = server.Client(token);
-                using var response = await client.GetAsync("/v2/models/risk");
-                Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
-            }
-        }
-        finally
+            ["MedServe:Auth:Jwt:SigningKeyPath"] = publicKey,
+            ["MedServe:Auth:Jwt:Issuer"] = "https://idp.hospital.test",
+            ["MedServe:Auth:Jwt:AllowAnyAudience"] = "true",
+        });
+        var expires = DateTime.UtcNow.AddMinutes(5);
+        foreach (var (token, accepted, why) in new[]
         {
-            File.Delete(publicKey);
+            (Mint(issuerKey, "anything", expires), true, "any audience"),
+            (Mint(issuerKey, null, expires), true, "no audience"),
+            (Mint(issuerKey, "medserve", expires, issuer: "https://evil.test"), false, "another issuer"),
+        })
+        {
+            using var client = server.Client(token);
+            using var response = await client.GetAsync("/v2/models/risk");
+            Assert.True(response.StatusCode == (accepted ? HttpStatusCode.OK : HttpStatusCode.Unauthorized), $"{why}: {response.StatusCode}");
         }
     }
 
@@ -350,5 +322,20 @@ public sealed class SecuritySettingsTests
             length = body.Length;
             return true;
         }
+    }
+
+    /// <summary>An issuer's public key in a temp PEM file, deleted on dispose.</summary>
+    private sealed class PublicKeyFile(string path) : IDisposable
+    {
+        public string Path { get; } = path;
+
+        public static async Task<PublicKeyFile> WriteAsync(AsymmetricAlgorithm key)
+        {
+            var file = new PublicKeyFile(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"medserve-jwt-{Guid.NewGuid():N}.pem"));
+            await File.WriteAllTextAsync(file.Path, key.ExportSubjectPublicKeyInfoPem());
+            return file;
+        }
+
+        public void Dispose() => File.Delete(Path);
     }
 }
