@@ -86,6 +86,7 @@ public sealed class InferenceGrpcService(ModelManager models, InFlightBytes budg
 
             inference.Count(raw);
             GrpcTensorCodec.Read(request, inference);
+            inference.Sink = context.GetHttpContext().Features.Get<AuditDetails>();
             var version = request.ModelVersion.Length > 0 ? request.ModelVersion : null;
             var result = await models.InferAsync(request.ModelName, version, inference, context.CancellationToken).ConfigureAwait(false);
 

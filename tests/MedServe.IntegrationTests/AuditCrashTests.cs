@@ -1,3 +1,4 @@
+using MedServe.Compliance.Journal;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -156,29 +157,30 @@ public sealed class AuditCrashTests(ITestOutputHelper log) : IDisposable
         await second.KillAsync();
 
         // 4. The user-facing check: `medserve audit verify` on the data dir.
-        var (verifyExit, verifyOutput) = await ServerProcess.RunAsync(_root, "audit", "verify", "--data-dir", DataDir);
+        var (verifyExit, verifyOutput) = await ServerProcess.RunAsync(_root, "audit", "verify", "--data-dir", DataDir,
+            "--public-key", Path.Combine(DataDir, "secrets", "audit-signing.pub.pem"));
         Assert.True(verifyExit == 0, $"audit verify exited {verifyExit}: {verifyOutput}");
         Assert.Contains("intact: ", verifyOutput);
 
         // Every answered id is in the trail, with its 200 outcome.
         var records = new Dictionary<string, (long Seq, string Action, string Outcome)>(StringComparer.Ordinal);
         long lastSeq = 0;
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(DataDir, "audit.db"), Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        await using (connection)
+        long checkpoints = 0;
+        foreach (var record in JournalVerifier.Read(Path.Combine(DataDir, "journal"), 1, int.MaxValue))
         {
-            await connection.OpenAsync();
-            await using var command = connection.CreateCommand();
-            command.CommandText = "SELECT seq, request_id, action, outcome FROM audit_records ORDER BY seq;";
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            if (record.Entry.Kind == JournalKind.Checkpoint)
             {
-                lastSeq = reader.GetInt64(0);
-                Assert.True(records.TryAdd(reader.GetString(1), (lastSeq, reader.GetString(2), reader.GetString(3))), $"request id {reader.GetString(1)} recorded twice");
+                checkpoints++;
+                continue;
             }
+
+            lastSeq = record.Sequence;
+
+            Assert.True(records.TryAdd(record.Entry.RequestId, (lastSeq, record.Entry.Action, record.Entry.Outcome)), $"request id {record.Entry.RequestId} recorded twice");
         }
 
         var verifiedCount = long.Parse(verifyOutput.Split("intact: ", 2)[1].Split(' ', 2)[0], CultureInfo.InvariantCulture);
-        Assert.Equal(records.Count, verifiedCount);
+        Assert.Equal(records.Count + checkpoints, verifiedCount);
 
         var missing = answeredIds.Where(id => !records.ContainsKey(id)).ToList();
         var preCrashRecords = records.Count - 1; // all but the one written after the restart

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using MedServe.Compliance.Audit;
+using MedServe.Compliance.Journal;
 using MedServe.IntegrationTests.Support;
 
 namespace MedServe.IntegrationTests;
@@ -293,5 +294,5 @@ public sealed class AuditTrailTests(ServerFixture server)
     }
 
     private async Task<IReadOnlyList<AuditRecord>> Records() =>
-        await server.Service<IAuditStore>().ReadAsync(1, int.MaxValue);
+        await Task.FromResult(server.Service<AuditJournal>().ReadRange(DateTimeOffset.MinValue, DateTimeOffset.MaxValue));
 }

@@ -1,3 +1,4 @@
+using MedServe.Compliance.Journal;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Compression;
@@ -570,22 +571,18 @@ public sealed class RedactionTests : IAsyncLifetime
 
     private async Task<(List<string> Fields, List<string> Patients, List<string> Rows)> ReadAuditAsync()
     {
-        var path = Path.Combine(Root, "audit.db");
+        // Refusals do not wait for their records: wait for the journal instead.
+        var journal = _server.Services.GetRequiredService<AuditJournal>();
+        await journal.Writer!.FlushAsync();
         var fields = new List<string>();
         var patients = new List<string>();
         var rows = new List<string>();
-        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
+        foreach (var record in journal.ReadRange(DateTimeOffset.MinValue, DateTimeOffset.MaxValue))
         {
-            await connection.OpenAsync();
-            await using var command = connection.CreateCommand();
-            command.CommandText = "SELECT action, resource, outcome, patient, actor, request_id, client FROM audit_records ORDER BY seq;";
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                patients.Add(reader.GetString(3));
-                fields.Add($"{reader.GetString(0)} | {reader.GetString(2)} | {reader.GetString(3)} | {reader.GetString(4)} | {reader.GetString(5)} | {reader.GetString(6)}");
-                rows.Add($"{reader.GetString(0)} {reader.GetString(1)} {reader.GetString(2)} {reader.GetString(3)}");
-            }
+            var e = record.Event;
+            patients.Add(e.PatientPseudonym);
+            fields.Add($"{e.Action} | {e.Outcome} | {e.PatientPseudonym} | {e.Actor} | {e.RequestId} | {e.ClientAddress}");
+            rows.Add($"{e.Action} {e.Resource} {e.Outcome} {e.PatientPseudonym}");
         }
 
         Assert.True(rows.Count > 20, $"only {rows.Count} audit records");

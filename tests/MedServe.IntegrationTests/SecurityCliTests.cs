@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using MedServe.Compliance.Journal;
 using System.CommandLine;
 using System.Net;
 using System.Text.Json;
@@ -43,7 +45,9 @@ public sealed class SecurityCliTests
                     Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
                 }
 
-                Assert.Equal(0, await Run("audit", "verify", "--data-dir", server.Root));
+                var pinned = Path.Combine(server.Root, "secrets", "audit-signing.pub.pem");
+                Assert.Equal(2, await Run("audit", "verify", "--data-dir", server.Root));
+                Assert.Equal(0, await Run("audit", "verify", "--data-dir", server.Root, "--public-key", pinned));
                 var export = Path.Combine(Path.GetTempPath(), $"medserve-export-{Guid.NewGuid():N}.ndjson");
                 Assert.Equal(0, await Run("audit", "export", "--data-dir", server.Root, "--from", "2000-01-01T00:00:00Z", "--out", export));
                 var events = File.ReadAllLines(export).Select(l => JsonDocument.Parse(l).RootElement).ToList();
@@ -52,30 +56,32 @@ public sealed class SecurityCliTests
                 Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "DELETE /v1/keys/{name}");
                 Assert.Equal(2, await Run("audit", "export", "--data-dir", server.Root, "--from", "last tuesday"));
 
-                // The server is idle: copy what an auditor would receive.
-                Directory.CreateDirectory(Path.Combine(copy, "secrets"));
-                foreach (var file in new[] { "audit.db", "audit.db-wal", Path.Combine("secrets", "audit-signing.pub.pem") })
+                // Copy what an auditor would receive: the journal, its anchor and the public key (pinned by the auditor).
+                await server.Services.GetRequiredService<AuditJournal>().Writer!.FlushAsync();
+                Directory.CreateDirectory(Path.Combine(copy, "journal"));
+                foreach (var file in Directory.GetFiles(Path.Combine(server.Root, "journal")).Select(Path.GetFileName)
+                    .Select(f => Path.Combine("journal", f!)).Append("journal.anchor"))
                 {
-                    if (File.Exists(Path.Combine(server.Root, file)))
-                    {
-                        using var source = new FileStream(Path.Combine(server.Root, file), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                        using var target = File.Create(Path.Combine(copy, file));
-                        await source.CopyToAsync(target);
-                    }
+                    using var source = new FileStream(Path.Combine(server.Root, file), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                    using var target = File.Create(Path.Combine(copy, file));
+                    await source.CopyToAsync(target);
                 }
+
+                File.Copy(pinned, Path.Combine(copy, "pinned.pem"));
             }
 
-            Assert.Equal(0, await Run("audit", "verify", "--data-dir", copy));
-            await using (var connection = new SqliteConnection($"Data Source={Path.Combine(copy, "audit.db")};Pooling=False"))
-            {
-                await connection.OpenAsync();
-                await using var tamper = connection.CreateCommand();
-                tamper.CommandText = "UPDATE audit_records SET outcome = '418' WHERE seq = 2;";
-                Assert.Equal(1, await tamper.ExecuteNonQueryAsync());
-            }
+            var pinnedCopy = Path.Combine(copy, "pinned.pem");
+            Assert.Equal(0, await Run("audit", "verify", "--data-dir", copy, "--public-key", pinnedCopy));
 
-            Assert.Equal(1, await Run("audit", "verify", "--data-dir", copy));
-            Assert.Equal(2, await Run("audit", "verify", "--data-dir", Path.Combine(copy, "nothing-here")));
+            // One byte of an inference record changed: the chain no longer reaches the anchored head.
+            var segment = Directory.GetFiles(Path.Combine(copy, "journal"), "*.seg").Order().First();
+            var bytes = await File.ReadAllBytesAsync(segment);
+            var at = bytes.AsSpan().IndexOf("POST /v2/models/{model}/infer"u8);
+            Assert.True(at > 0);
+            bytes[at] = (byte)'G';
+            await File.WriteAllBytesAsync(segment, bytes);
+            Assert.Equal(1, await Run("audit", "verify", "--data-dir", copy, "--public-key", pinnedCopy));
+            Assert.Equal(2, await Run("audit", "verify", "--data-dir", Path.Combine(copy, "nothing-here"), "--public-key", pinnedCopy));
         }
         finally
         {

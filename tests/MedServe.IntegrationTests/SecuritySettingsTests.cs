@@ -1,7 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using MedServe.Compliance.Audit;
+using MedServe.Compliance.Journal;
 using MedServe.IntegrationTests.Support;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,7 +44,7 @@ public sealed class SecuritySettingsTests
             Assert.Equal(HttpStatusCode.OK, (await reader.GetAsync("/v2/models/risk")).StatusCode);
             using var inferred = await reader.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
             Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
-            var record = (await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000)).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
+            var record = server.Services.GetRequiredService<AuditJournal>().ReadRange(DateTimeOffset.MinValue, DateTimeOffset.MaxValue).Single(r => r.Event.RequestId == inferred.Headers.GetValues("X-Request-Id").Single());
             Assert.Equal("jwt:dr.house", record.Event.Actor);
             Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsync("/v2/repository/models/risk/unload", null)).StatusCode);
         }
@@ -165,13 +165,13 @@ public sealed class SecuritySettingsTests
         });
 
     [Fact]
-    public async Task When_the_audit_store_cannot_be_written_no_answer_leaves_and_the_chain_stays_whole()
+    public async Task When_the_journal_cannot_be_written_no_answer_leaves_and_the_chain_stays_whole()
     {
         await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
         using var client = server.Client(server.AdminKey);
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
 
-        await Execute(server, "CREATE TRIGGER broken_disk BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk failure'); END;");
+        BreakDisk(server, "disk failure");
         HttpResponseMessage? failed = null;
         try
         {
@@ -188,9 +188,9 @@ public sealed class SecuritySettingsTests
             failed?.Dispose();
         }
 
-        await Execute(server, "DROP TRIGGER broken_disk;");
+        BreakDisk(server, null);
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
-        var verdict = await server.Services.GetRequiredService<IAuditStore>().VerifyAsync();
+        var verdict = server.Services.GetRequiredService<AuditJournal>().Verify();
         Assert.True(verdict.Intact, verdict.Problem);
     }
 
@@ -199,11 +199,11 @@ public sealed class SecuritySettingsTests
     {
         await using var server = await RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Audit:FailClosed"] = "false" });
         using var client = server.Client(server.AdminKey);
-        await Execute(server, "CREATE TRIGGER broken_disk BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'disk failure'); END;");
+        BreakDisk(server, "disk failure");
         using var answered = await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
         var requestId = answered.Headers.GetValues("X-Request-Id").Single();
-        Assert.DoesNotContain(await server.Services.GetRequiredService<IAuditStore>().ReadAsync(1, 1000), r => r.Event.RequestId == requestId);
+        Assert.DoesNotContain(server.Services.GetRequiredService<AuditJournal>().ReadRange(DateTimeOffset.MinValue, DateTimeOffset.MaxValue), r => r.Event.RequestId == requestId);
     }
 
     [Fact]
@@ -297,14 +297,9 @@ public sealed class SecuritySettingsTests
         Assert.Contains("Encryption: master key 'k1' is", error.Message);
     }
 
-    private static async Task Execute(RunningServer server, string sql)
-    {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(server.Root, "audit.db")}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync();
-    }
+    /// <summary>Every journal batch fails as a failed disk's would, until cleared with null.</summary>
+    private static void BreakDisk(RunningServer server, string? error) =>
+        server.Services.GetRequiredService<AuditJournal>().Writer!.InjectWriteFault(error);
 
     /// <summary>Sends the first byte, then stalls: a client that never finishes its request.</summary>
     private sealed class SlowContent(byte[] body, TimeSpan stall) : HttpContent

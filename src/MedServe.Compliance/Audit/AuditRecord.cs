@@ -1,11 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
+using MedServe.Compliance.Journal;
 
 namespace MedServe.Compliance.Audit;
 
 /// <summary>
-/// One audited event. Never holds patient data: a patient appears only as a pseudonym (an HMAC of
-/// the identifier under a server secret).
+/// One audited event, as an export shows it. Never holds patient data: a patient appears only as
+/// a pseudonym (an HMAC of the identifier under a server secret).
 /// </summary>
 public sealed record AuditEvent(
     DateTimeOffset Time,
@@ -17,25 +18,17 @@ public sealed record AuditEvent(
     string ClientAddress,
     string PatientPseudonym);
 
-/// <summary>An event in the chain: its sequence number, the previous record's hash and its own.</summary>
+/// <summary>A journal record seen as an audit event: its sequence, the previous record's hash and its own (hex).</summary>
 public sealed record AuditRecord(long Sequence, AuditEvent Event, string PreviousHash, string Hash)
 {
-    public const string Genesis = "0000000000000000000000000000000000000000000000000000000000000000";
-
-    /// <summary>SHA-256 over the sequence, every field (length-prefixed, so no two records collide) and the previous hash.</summary>
-    public static string ComputeHash(long sequence, AuditEvent e, string previousHash)
+    public static AuditRecord From(JournalRecord record)
     {
-        var text = new StringBuilder();
-        foreach (var field in new[]
-        {
-            sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Time.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            e.Actor, e.Action, e.Resource, e.Outcome, e.RequestId, e.ClientAddress, e.PatientPseudonym, previousHash,
-        })
-        {
-            text.Append(field.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append(':').Append(field).Append('|');
-        }
-
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+        var e = record.Entry;
+        return new AuditRecord(
+            record.Sequence,
+            new AuditEvent(e.Time, e.Actor, e.Action, e.Resource, e.Outcome, e.RequestId, e.ClientAddress, e.PatientPseudonym),
+            Convert.ToHexStringLower(record.PreviousHash),
+            Convert.ToHexStringLower(record.Hash));
     }
 }
 

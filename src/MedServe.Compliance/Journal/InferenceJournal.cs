@@ -61,6 +61,8 @@ public sealed partial class InferenceJournal : IAsyncDisposable
     private volatile bool _stopping;
     private volatile string? _failure;
     private long _durable;
+    private volatile JournalHead? _published;
+    private volatile string? _writeFault;
 
     private InferenceJournal(JournalOptions options, ECDsa signer, TimeProvider time, JournalAnchor anchor)
     {
@@ -81,6 +83,21 @@ public sealed partial class InferenceJournal : IAsyncDisposable
     public string? Failure => _failure;
 
     public string Folder => _options.Folder;
+
+    /// <summary>
+    /// Tests only: makes every batch fail as a failed disk would (before a byte is written), until
+    /// cleared with null. A real write error takes the same path.
+    /// </summary>
+    internal void InjectWriteFault(string? message) => _writeFault = message;
+
+    /// <summary>True while the queue holds its capacity: new work that would need a record is refused before it starts.</summary>
+    public bool IsFull => Volatile.Read(ref _pending).Count >= _options.QueueCapacity;
+
+    /// <summary>The newest durable head and signed checkpoint: a live verifier's anchor (it reads only up to here).</summary>
+    public JournalHead? Head => _published;
+
+    /// <summary>Raised on the writer thread after each signed checkpoint is durable (the server logs the head: a copy beyond the data dir).</summary>
+    public event Action<JournalHead>? Checkpointed;
 
     /// <summary>
     /// Opens (or creates) the journal, recovers the tail after a crash (the last whole record; a
@@ -139,6 +156,23 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         }
 
         return pending.Done.Task;
+    }
+
+    /// <summary>Completes once every record appended before it is durable (or has failed).</summary>
+    public Task FlushAsync()
+    {
+        var marker = new Pending(null);
+        lock (_gate)
+        {
+            if (_pending.Count == 0 || _stopping)
+            {
+                return Task.CompletedTask;
+            }
+
+            _pending.Add(marker);
+        }
+
+        return marker.Done.Task;
     }
 
     public async ValueTask DisposeAsync()
@@ -207,10 +241,15 @@ public sealed partial class InferenceJournal : IAsyncDisposable
 
     private void Commit(List<Pending> batch)
     {
+        if (_writeFault is { } fault)
+        {
+            throw new IOException(fault);
+        }
+
         var size = 0L;
         foreach (var pending in batch)
         {
-            size += JournalFormat.FrameOverhead + pending.Body.Length;
+            size += JournalFormat.FrameOverhead + (pending.Body?.Length ?? 0);
         }
 
         var now = _time.GetTimestamp();
@@ -225,6 +264,12 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         var length = 0;
         foreach (var pending in batch)
         {
+            if (pending.Body is null)
+            {
+                pending.Sequence = _sequence;
+                continue;
+            }
+
             pending.Sequence = ++_sequence;
             length += Frame(pending.Body, _buffer.AsSpan(length));
         }
@@ -248,7 +293,13 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         _offset += length;
         Commits++;
         Interlocked.Exchange(ref _durable, _sequence);
-        _anchor.Write(new JournalHead(_sequence, _head, _lastCheckpoint!.Sequence, _lastCheckpoint.Hash, _lastCheckpoint.Signature));
+        var head = new JournalHead(_sequence, _head, _lastCheckpoint!.Sequence, _lastCheckpoint.Hash, _lastCheckpoint.Signature);
+        _anchor.Write(head);
+        _published = head;
+        if (checkpoint)
+        {
+            Checkpointed?.Invoke(head);
+        }
     }
 
     /// <summary>Seals a body (sequence already advanced), frames it into the buffer and moves the head; returns the bytes written.</summary>
@@ -361,6 +412,7 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         }
 
         _lastCheckpoint = anchor.CheckpointSequence > 0 ? new JournalHead(anchor.CheckpointSequence, anchor.CheckpointHash, anchor.CheckpointSequence, anchor.CheckpointHash, anchor.Signature) : null;
+        _published = _sequence == anchor.Sequence ? anchor : null;
     }
 
     private void TryRecoverAfterFailure(Exception e)
@@ -412,9 +464,10 @@ public sealed partial class InferenceJournal : IAsyncDisposable
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
 
-    private sealed class Pending(byte[] body)
+    /// <summary>A record waiting for its batch; a null body is a flush marker, completed with its batch and never written.</summary>
+    private sealed class Pending(byte[]? body)
     {
-        public byte[] Body { get; } = body;
+        public byte[]? Body { get; } = body;
 
         public long Sequence { get; set; }
 

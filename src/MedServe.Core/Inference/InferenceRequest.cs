@@ -29,6 +29,9 @@ public sealed class InferenceRequest : IDisposable
     /// </summary>
     public InFlightBytes? Budget { get; init; }
 
+    /// <summary>Given the inputs and outputs once the model has answered (the journal's payload); null for none.</summary>
+    public MedServe.Predictions.IPredictionSink? Sink { get; set; }
+
     /// <summary>
     /// Hands an array from <see cref="BodyBuffers.Rent"/> to the request, which gives it back on
     /// dispose. Past the budget's cap it is given back at once and the request refused.

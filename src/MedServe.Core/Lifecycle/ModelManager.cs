@@ -206,7 +206,9 @@ public sealed partial class ModelManager : IAsyncDisposable
                 throw;
             }
 
-            return await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+            var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+            request.Sink?.Capture(target.Config, request, result);
+            return result;
         }
         finally
         {

@@ -35,6 +35,9 @@ public sealed record ModelConfig
     /// <summary>Backend parameters (Triton's <c>parameters { key value { string_value } }</c>).</summary>
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>What the journal keeps of this model's inferences (MedServe's own <c>journal { }</c> block).</summary>
+    public JournalPolicy Journal { get; init; } = JournalPolicy.Default;
+
     /// <summary>The file each version folder holds.</summary>
     public string ModelFilename => DefaultModelFilename.Length > 0 ? DefaultModelFilename : "model.onnx";
 
@@ -161,4 +164,13 @@ public sealed record QueuePolicyConfig
     public bool AllowTimeoutOverride { get; init; }
 
     public int MaxQueueSize { get; init; }
+}
+
+/// <summary>
+/// <c>journal { max_input_bytes: 65536 sample_rate: 1.0 }</c>: inputs over the cap are kept as a
+/// digest and summary; a sample rate under 1 keeps that share of payloads (every record is still written).
+/// </summary>
+public sealed record JournalPolicy(long? MaxInputBytes, double SampleRate)
+{
+    public static readonly JournalPolicy Default = new(null, 1.0);
 }

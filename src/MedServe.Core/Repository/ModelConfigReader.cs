@@ -19,6 +19,9 @@ public static class ModelConfigReader
         "ensemble_scheduling", "instance_group", "default_model_filename", "cc_model_filenames",
         "metric_tags", "parameters", "model_warmup", "model_operations", "model_transaction_policy",
         "model_repository_agents", "response_cache",
+
+        // MedServe's own: what the inference journal keeps (Triton ignores nothing it does not know, so this stays MedServe-only).
+        "journal",
     ];
 
     public static ModelConfig ParsePbtxt(string text, string fallbackName, string source = "config.pbtxt") =>
@@ -69,6 +72,7 @@ public static class ModelConfigReader
                 : null,
             DefaultModelFilename = ReadModelFilename(context, node),
             Parameters = ReadParameters(context, node),
+            Journal = node.One("journal") is { } journal ? ReadJournal(context, Message(context, journal, "journal")) : JournalPolicy.Default,
         };
 
         return config;
@@ -81,6 +85,30 @@ public static class ModelConfigReader
         return name.Length == 0 || Files.PathConfinement.IsPlainRelative(name, allowSubfolders: false)
             ? name
             : throw context.Error("default_model_filename must be a plain file name inside the version folder (no '/', '..' or absolute path)");
+    }
+
+    private static JournalPolicy ReadJournal(Context context, ConfigNode node)
+    {
+        const string where = "journal";
+        foreach (var (key, _) in node.Fields)
+        {
+            if (key is not ("max_input_bytes" or "sample_rate"))
+            {
+                throw context.Error($"{where}: unknown field '{key}' (expected max_input_bytes or sample_rate)");
+            }
+        }
+
+        long? cap = node.One("max_input_bytes") is null ? null : context.Integer(node, "max_input_bytes", 0, int.MaxValue, where);
+        var rate = 1.0;
+        if (node.One("sample_rate") is { } value)
+        {
+            if (value.Scalar is null || !double.TryParse(value.Scalar, NumberStyles.Float, CultureInfo.InvariantCulture, out rate) || !(rate is >= 0 and <= 1))
+            {
+                throw context.Error($"{where}.sample_rate: expected a number from 0 to 1, found '{value}'");
+            }
+        }
+
+        return new JournalPolicy(cap, rate);
     }
 
     private static List<TensorConfig> ReadTensors(Context context, ConfigNode node, string field)

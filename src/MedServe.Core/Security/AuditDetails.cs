@@ -8,8 +8,43 @@ namespace MedServe.Security;
 /// that actually answered and the patient the request names. Lives in the request's features;
 /// handlers fill it, the audit middleware reads it when the response starts.
 /// </summary>
-public sealed class AuditDetails
+public sealed class AuditDetails : MedServe.Predictions.IPredictionSink
 {
+    private readonly MedServe.Predictions.PredictionCapture? _capture;
+
+    public AuditDetails()
+    {
+    }
+
+    /// <summary>Details that also keep the inference's payload, as <paramref name="capture"/> decides.</summary>
+    public AuditDetails(MedServe.Predictions.PredictionCapture capture, long startTimestamp)
+    {
+        _capture = capture;
+        StartTimestamp = startTimestamp;
+    }
+
+    /// <summary>When the request arrived (<see cref="TimeProvider.GetTimestamp"/>), for the record's latency.</summary>
+    public long StartTimestamp { get; }
+
+    /// <summary>The model and version that answered, once one has.</summary>
+    public string? Model { get; private set; }
+
+    public long Version { get; private set; }
+
+    /// <summary>The client's own request id (the v2 <c>id</c>), when it sent one.</summary>
+    public string? ClientRequestId { get; private set; }
+
+    /// <summary>The inputs and outputs in clear (<see cref="MedServe.Predictions.PredictionPayload"/>), to be encrypted into the record; null when not kept.</summary>
+    public byte[]? Prediction { get; private set; }
+
+    public void Capture(MedServe.Repository.ModelConfig config, InferenceRequest request, InferenceResult result)
+    {
+        Model = config.Name;
+        Version = result.ModelVersion;
+        ClientRequestId = request.Id;
+        Prediction = _capture?.Payload(config, request, result);
+    }
+
     /// <summary>The parameter (REST and gRPC) and header that name a patient; only a pseudonym of it is kept.</summary>
     public const string PatientParameter = "patient_id";
     public const string PatientHeader = "X-Patient-Id";

@@ -1,4 +1,5 @@
 using MedServe.Compliance.Audit;
+using MedServe.Compliance.Journal;
 using MedServe.Http.V2;
 using MedServe.Security;
 using Microsoft.AspNetCore.Builder;
@@ -23,14 +24,16 @@ public static class AuditApi
         return routes;
     }
 
-    private static async Task Verify(HttpContext context, IAuditStore log)
+    /// <summary>Reads up to the head the writer last made durable, with the key the server signs with: consistent while requests are answered.</summary>
+    private static async Task Verify(HttpContext context, AuditJournal journal)
     {
-        var verdict = await log.VerifyAsync(context.RequestAborted).ConfigureAwait(false);
+        var verdict = await Task.Run(journal.Verify, context.RequestAborted).ConfigureAwait(false);
         await ApiResponses.WriteJsonAsync(context.Response, verdict.Intact ? StatusCodes.Status200OK : StatusCodes.Status409Conflict, w =>
         {
             w.WriteStartObject();
             w.WriteBoolean("intact", verdict.Intact);
             w.WriteNumber("records", verdict.Records);
+            w.WriteNumber("checkpoints", verdict.Checkpoints);
             if (verdict.FirstBadSequence is { } bad)
             {
                 w.WriteNumber("first_bad_record", bad);
@@ -42,7 +45,7 @@ public static class AuditApi
     }
 
     /// <summary><c>?from=&amp;to=</c> (ISO 8601; from inclusive, to exclusive; both optional).</summary>
-    private static async Task Export(HttpContext context, IAuditStore log)
+    private static async Task Export(HttpContext context, AuditJournal journal)
     {
         if (!AuditTimeRange.TryParse(context.Request.Query["from"], context.Request.Query["to"], out var from, out var to))
         {
@@ -50,7 +53,7 @@ public static class AuditApi
             return;
         }
 
-        var records = await log.ReadRangeAsync(from, to, context.RequestAborted).ConfigureAwait(false);
+        var records = await Task.Run(() => journal.ReadRange(from, to), context.RequestAborted).ConfigureAwait(false);
         context.Response.ContentType = "application/fhir+ndjson";
         await using var writer = new StreamWriter(context.Response.Body, leaveOpen: true);
         await FhirAuditExport.WriteNdjsonAsync(records, writer, "MedServe", context.RequestAborted).ConfigureAwait(false);

@@ -106,6 +106,8 @@ public static class ModelApi
                 audit.PatientId = patient;
             }
 
+            request.Sink = audit;
+
             using var result = await models.InferAsync(model, version, request, context.RequestAborted).ConfigureAwait(false);
             if (audit is not null)
             {

@@ -25,9 +25,14 @@ public static class ServerApi
             w.WriteEndObject();
         });
 
-    private static Task Ready(HttpContext context, ModelManager models)
+    private static Task Ready(HttpContext context, ModelManager models, IEnumerable<IReadinessCondition> conditions)
     {
         var ready = models.IsReady;
+        foreach (var condition in conditions)
+        {
+            ready &= condition.NotReadyReason is null;
+        }
+
         return ApiResponses.WriteJsonAsync(context.Response, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, w =>
         {
             w.WriteStartObject();

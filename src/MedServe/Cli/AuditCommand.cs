@@ -1,46 +1,86 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Security.Cryptography;
 using MedServe.Compliance.Audit;
+using MedServe.Compliance.Journal;
 using MedServe.Security;
 
 namespace MedServe.Cli;
 
 /// <summary>
-/// <c>medserve audit verify/export</c>, on the audit store itself (a data dir, or a copy of one):
-/// an auditor needs only the files, the public signing key and this tool, not a running server.
+/// <c>medserve audit verify/export</c>, on the journal's files (a data dir, or a copy of one):
+/// an auditor needs only the files, the pinned public key and this tool, not a running server.
+/// Both open the files read-only and create nothing.
 /// </summary>
 internal static class AuditCommand
 {
     public static Command Create()
     {
         var dataDir = new Option<string>("--data-dir") { Description = "The server's data dir (default .medserve)", DefaultValueFactory = _ => ".medserve", Recursive = true };
-        var command = new Command("audit", "Verify and export the audit trail") { dataDir };
-        command.Add(Verify(dataDir));
-        command.Add(Export(dataDir));
+        var journal = new Option<string>("--journal") { Description = "The journal's folder (default <data-dir>/journal)", Recursive = true };
+        var command = new Command("audit", "Verify and export the audit trail (the inference journal)") { dataDir, journal };
+        command.Add(Verify(dataDir, journal));
+        command.Add(Export(dataDir, journal));
         return command;
     }
 
-    private static Command Verify(Option<string> dataDir)
+    private static Command Verify(Option<string> dataDir, Option<string> journal)
     {
-        var command = new Command("verify", "Check the whole hash chain and its signed checkpoints; exit 1 naming the first bad record");
-        command.SetAction(async (parse, cancellationToken) =>
+        var publicKey = new Option<string>("--public-key")
         {
-            await using var log = await Open(parse.GetValue(dataDir)!);
-            if (log is null)
+            Description = "The pinned public key: a PEM file, or the base64 SPKI the server logs at start (also MEDSERVE_JOURNAL__PUBLIC_KEY)",
+        };
+        var anchor = new Option<string>("--anchor") { Description = "The anchor file (MedServe:Journal:AnchorPath; default <data-dir>/journal.anchor when present)" };
+        var head = new Option<string>("--head") { Description = "A head from the server's log, '<record>:<hash>': the journal must reach it with that hash" };
+        var trustDataDirKey = new Option<bool>("--trust-data-dir-key")
+        {
+            Description = "Use secrets/audit-signing.pub.pem from the data dir instead of a pinned key (it proves nothing against whoever can write the data dir)",
+        };
+        var command = new Command("verify", "Check the whole hash chain, its signed checkpoints and its head; exit 1 naming the first bad record")
+        {
+            publicKey, anchor, head, trustDataDirKey,
+        };
+        command.SetAction(parse =>
+        {
+            var root = Path.GetFullPath(parse.GetValue(dataDir)!);
+            var folder = Folder(root, parse.GetValue(journal));
+            if (folder is null)
             {
                 return 2;
             }
 
-            var verdict = await log.VerifyAsync(cancellationToken);
+            var key = PinnedKey(parse.GetValue(publicKey) ?? Environment.GetEnvironmentVariable("MEDSERVE_JOURNAL__PUBLIC_KEY"), root, parse.GetValue(trustDataDirKey));
+            if (key is null)
+            {
+                return 2;
+            }
+
+            JournalHead? anchored;
+            try
+            {
+                anchored = Anchor(parse.GetValue(anchor), parse.GetValue(head), root);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"medserve: {e.Message}");
+                return 2;
+            }
+
+            if (anchored is null)
+            {
+                Console.Error.WriteLine("medserve: warning: no anchor and no --head: a journal whose last records were deleted cannot be told from a whole one");
+            }
+
+            var verdict = JournalVerifier.Verify(folder, key, anchored);
             Console.WriteLine(verdict.Intact
-                ? $"intact: {verdict.Records} records, every hash and checkpoint signature checks"
+                ? $"intact: {verdict.Records} records, {verdict.Checkpoints} signed checkpoints, every hash and signature checks{(anchored is null ? "" : $", and the chain reaches the anchored head (record {anchored.Sequence})")}"
                 : $"NOT INTACT: {verdict.Problem}");
             return verdict.Intact ? 0 : 1;
         });
         return command;
     }
 
-    private static Command Export(Option<string> dataDir)
+    private static Command Export(Option<string> dataDir, Option<string> journal)
     {
         var from = new Option<string>("--from") { Description = "Start time, ISO 8601, inclusive (default: the beginning)" };
         var to = new Option<string>("--to") { Description = "End time, ISO 8601, exclusive (default: now)" };
@@ -54,13 +94,13 @@ internal static class AuditCommand
                 return 2;
             }
 
-            await using var log = await Open(parse.GetValue(dataDir)!);
-            if (log is null)
+            var folder = Folder(Path.GetFullPath(parse.GetValue(dataDir)!), parse.GetValue(journal));
+            if (folder is null)
             {
                 return 2;
             }
 
-            var records = await log.ReadRangeAsync(start, end, cancellationToken);
+            var records = AuditJournal.ReadRange(folder, start, end);
             var path = parse.GetValue(output);
             await using var file = path is null ? null : new StreamWriter(path);
             var count = await FhirAuditExport.WriteNdjsonAsync(records, file ?? Console.Out, "MedServe", cancellationToken);
@@ -74,18 +114,87 @@ internal static class AuditCommand
         return command;
     }
 
-    private static async Task<SqliteAuditStore?> Open(string dataDir)
+    private static string? Folder(string dataDir, string? journal)
     {
-        var secrets = new ServerSecrets(Path.GetFullPath(dataDir));
-        var database = Path.Combine(Path.GetFullPath(dataDir), "audit.db");
-        if (!File.Exists(database) || !File.Exists(secrets.AuditVerifyingKeyPath))
+        var folder = Path.GetFullPath(journal ?? Path.Combine(dataDir, "journal"));
+        if (Directory.Exists(folder))
         {
-            Console.Error.WriteLine($"medserve: no audit trail in {Path.GetFullPath(dataDir)} (expected audit.db and secrets/audit-signing.pub.pem)");
-            return null;
+            return folder;
+        }
+
+        Console.Error.WriteLine(File.Exists(Path.Combine(dataDir, LegacyAuditImport.FileName))
+            ? $"medserve: {dataDir} holds audit.db from before the journal and no journal yet: start the server once to import it (docs/security.md, \"The journal\")"
+            : $"medserve: no journal at {folder}");
+        return null;
+    }
+
+    private static ECDsa? PinnedKey(string? given, string dataDir, bool trustDataDir)
+    {
+        string? text = given;
+        if (given is null)
+        {
+            if (!trustDataDir)
+            {
+                Console.Error.WriteLine("medserve: give the pinned public key with --public-key (the base64 key the server logs at start, or a PEM file). "
+                    + "A key found beside the journal proves nothing against whoever could rewrite the journal; --trust-data-dir-key uses it anyway.");
+                return null;
+            }
+
+            var path = new ServerSecrets(dataDir).AuditVerifyingKeyPath;
+            if (!File.Exists(path))
+            {
+                Console.Error.WriteLine("medserve: no public key in the data dir (secrets/audit-signing.pub.pem)");
+                return null;
+            }
+
+            text = File.ReadAllText(path);
+        }
+        else if (File.Exists(given))
+        {
+            text = File.ReadAllText(given);
         }
 
         var key = ECDsa.Create();
-        key.ImportFromPem(await File.ReadAllTextAsync(secrets.AuditVerifyingKeyPath));
-        return await SqliteAuditStore.OpenAsync(database, key);
+        try
+        {
+            if (text!.Contains("-----BEGIN", StringComparison.Ordinal))
+            {
+                key.ImportFromPem(text);
+            }
+            else
+            {
+                key.ImportSubjectPublicKeyInfo(Convert.FromBase64String(text.Trim()), out _);
+            }
+
+            return key;
+        }
+        catch (Exception e) when (e is CryptographicException or FormatException or ArgumentException)
+        {
+            key.Dispose();
+            Console.Error.WriteLine("medserve: --public-key is neither a PEM public key file nor a base64 SubjectPublicKeyInfo");
+            return null;
+        }
+    }
+
+    private static JournalHead? Anchor(string? anchorPath, string? head, string dataDir)
+    {
+        if (head is not null)
+        {
+            var colon = head.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0 || !long.TryParse(head[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) || head.Length - colon - 1 != 64)
+            {
+                throw new FormatException("--head must read '<record>:<64 hex digits>', as the server logs it");
+            }
+
+            return new JournalHead(sequence, Convert.FromHexString(head[(colon + 1)..]), 0, [], []);
+        }
+
+        var path = anchorPath ?? Path.Combine(dataDir, "journal.anchor");
+        if (anchorPath is not null && !File.Exists(path))
+        {
+            throw new FormatException("--anchor names no file");
+        }
+
+        return JournalAnchor.ReadFile(path);
     }
 }

@@ -84,6 +84,12 @@ public static class ServerHost
         {
             // Now, not at the first use: a master key that cannot be read stops the start.
             app.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>();
+
+            // The journal too: its key, its tail against the anchor and the cut-over from audit.db are checked at start.
+            if (server.Audit.Enabled)
+            {
+                app.Services.GetRequiredService<MedServe.Compliance.Journal.AuditJournal>();
+            }
         }
         catch (System.Security.Cryptography.CryptographicException e)
         {

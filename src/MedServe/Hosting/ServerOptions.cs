@@ -29,6 +29,8 @@ public sealed class ServerOptions
 
     public Security.AuditOptions Audit { get; set; } = new();
 
+    public Security.JournalSettings Journal { get; set; } = new();
+
     public Security.LimitsOptions Limits { get; set; } = new();
 
     public Security.EncryptionOptions Encryption { get; set; } = new();

@@ -28,6 +28,17 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
             return await continuation(request, context).ConfigureAwait(false);
         }
 
+        if (trail.Unavailable(out _) is { } reason)
+        {
+            // Refused before any work, as REST is: a call whose record cannot be written gets no answer.
+            if (http.Features.Get<AuditDetails>() is { } unrecorded)
+            {
+                unrecorded.Recorded = true;
+            }
+
+            throw new RpcException(new Status(StatusCode.Unavailable, reason));
+        }
+
         var resource = infer is not null ? Resource(infer.ModelName, infer.ModelVersion) : RequestedModel(request);
 
         // The same reading as the REST frontend's: an int64 names the patient by its decimal text; a value that cannot be an identifier is refused.
@@ -155,8 +166,14 @@ public sealed class AuditGrpcInterceptor(AuditTrail trail) : Interceptor
         }
 
         var requestId = http.Response.Headers[AuditMiddleware.RequestIdHeader].ToString();
-        return trail.RecordAsync(http.User, AuditMiddleware.Action(http), resource, status.ToString(), requestId,
-            http.Connection.RemoteIpAddress?.ToString() ?? "", patient);
+        var client = http.Connection.RemoteIpAddress?.ToString() ?? "";
+        if (status is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
+        {
+            trail.RecordRefusal(http.User, AuditMiddleware.Action(http), resource, status.ToString(), requestId, client);
+            return Task.CompletedTask;
+        }
+
+        return trail.RecordAsync(http.User, AuditMiddleware.Action(http), resource, status.ToString(), requestId, client, patient, details);
     }
 
     private static string Resource(string model, string version) =>

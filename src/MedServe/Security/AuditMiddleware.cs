@@ -10,7 +10,7 @@ namespace MedServe.Security;
 /// no byte of the answer has left, so an answered request always has a durable record. If the
 /// record cannot be written the callback throws, the server drops the answer and sends a bare 500.
 /// </summary>
-public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
+public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail, MedServe.Predictions.PredictionCapture capture, TimeProvider time)
 {
     public const string RequestIdHeader = "X-Request-Id";
 
@@ -27,29 +27,51 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
         }
 
         var scope = ScopeAuthorization.RequiredScope(context.GetEndpoint());
-        var details = new AuditDetails();
+        var audited = scope is not null && Scopes.IsAudited(scope);
+        if (audited && !IsGrpc(context) && context.User.Identity?.IsAuthenticated == true && trail.Unavailable(out var full) is { } reason)
+        {
+            // Refused before any work: a request whose record cannot be written gets no answer.
+            if (full)
+            {
+                context.Response.Headers.RetryAfter = "1";
+            }
+
+            return MedServe.Http.V2.ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status503ServiceUnavailable, reason);
+        }
+
+        var details = new AuditDetails(capture, time.GetTimestamp());
         context.Features.Set(details);
-        context.Response.OnStarting(() => RecordAsync(context, details, scope, requestId));
+        context.Response.OnStarting(() => RecordAsync(context, details, audited, requestId));
         return next(context);
     }
 
     /// <summary>Unique across restarts without a clock: a random prefix per process and a counter.</summary>
     public static string NewRequestId() => string.Create(CultureInfo.InvariantCulture, $"{Prefix}-{Interlocked.Increment(ref _counter):x}");
 
-    private Task RecordAsync(HttpContext context, AuditDetails details, string? scope, string requestId)
+    internal static bool IsGrpc(HttpContext context) =>
+        context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
+
+    private Task RecordAsync(HttpContext context, AuditDetails details, bool audited, string requestId)
     {
         var status = context.Response.StatusCode;
         var denied = status is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden;
-        if (details.Recorded || !(denied || (scope is not null && Scopes.IsAudited(scope))))
+        if (details.Recorded || !(denied || audited))
         {
             return Task.CompletedTask;
         }
 
         details.Recorded = true;
         var request = context.Request;
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "";
+        var outcome = GrpcOutcome(context) ?? status.ToString(CultureInfo.InvariantCulture);
+        if (denied)
+        {
+            trail.RecordRefusal(context.User, Action(context), details.Resource ?? Resource(request.RouteValues), outcome, requestId, client);
+            return Task.CompletedTask;
+        }
+
         var patient = details.PatientId ?? (request.Headers.TryGetValue(AuditDetails.PatientHeader, out var header) ? header.ToString() : null);
-        return trail.RecordAsync(context.User, Action(context), details.Resource ?? Resource(request.RouteValues),
-            GrpcOutcome(context) ?? status.ToString(CultureInfo.InvariantCulture), requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", patient);
+        return trail.RecordAsync(context.User, Action(context), details.Resource ?? Resource(request.RouteValues), outcome, requestId, client, patient, details);
     }
 
     /// <summary>
@@ -57,7 +79,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail)
     /// 200 with its real status in grpc-status (a trailers-only response): that status is the outcome.
     /// </summary>
     private static string? GrpcOutcome(HttpContext context) =>
-        context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true
+        IsGrpc(context)
         && context.Response.Headers.TryGetValue("grpc-status", out var value)
         && int.TryParse(value.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code)
             ? ((global::Grpc.Core.StatusCode)code).ToString()

@@ -93,6 +93,46 @@ public static class RequestLimits
                 : next(context);
         });
 
+    /// <summary>
+    /// Runs before authentication: an address that has used up its refusals is answered 429 at
+    /// once. Each 401 or 403 it is answered takes a token; a caller with a good credential takes none.
+    /// </summary>
+    public static IApplicationBuilder UseAddressRefusalLimit(this IApplicationBuilder app, LimitsOptions limits)
+    {
+        var rate = limits.RefusalsPerSecondPerAddress;
+        if (rate <= 0)
+        {
+            return app;
+        }
+
+        var buckets = PartitionedRateLimiter.Create<System.Net.IPAddress, System.Net.IPAddress>(address =>
+            RateLimitPartition.GetTokenBucketLimiter(address, _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = rate * 5,
+                TokensPerPeriod = rate,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            }));
+        var message = $"too many refused requests from this address: at most {rate} per second (MedServe:Limits:RefusalsPerSecondPerAddress)";
+        return app.Use(async (context, next) =>
+        {
+            var address = context.Connection.RemoteIpAddress ?? System.Net.IPAddress.None;
+            if (buckets.GetStatistics(address)?.CurrentAvailablePermits <= 0)
+            {
+                context.Response.Headers.RetryAfter = "1";
+                await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status429TooManyRequests, message).ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+            if (context.Response.StatusCode is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden)
+            {
+                buckets.AttemptAcquire(address).Dispose();
+            }
+        });
+    }
+
     private static int RateOf(HttpContext context, LimitsOptions limits) =>
         context.User.FindFirst(BearerAuthenticationHandler.RateClaimType)?.Value is { } own
             ? int.Parse(own, CultureInfo.InvariantCulture)

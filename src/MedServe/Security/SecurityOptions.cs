@@ -44,8 +44,41 @@ public sealed class AuditOptions
     /// <summary>When the audit store cannot be written: true fails the request (no answer without a record); false answers and logs the failure.</summary>
     public bool FailClosed { get; set; } = true;
 
-    /// <summary>Sign the chain's head every this many records.</summary>
-    public int CheckpointEvery { get; set; } = 1000;
+}
+
+/// <summary>
+/// MedServe:Journal: the inference journal, which holds the audit trail and the prediction log
+/// (docs/security.md, "The journal"). Its signing key and anchor belong outside the data dir.
+/// </summary>
+public sealed class JournalSettings
+{
+    /// <summary>The segment folder; default &lt;DataDir&gt;/journal.</summary>
+    public string? Folder { get; set; }
+
+    /// <summary>
+    /// Where the latest durable head is kept: a path an attacker with write access to the data
+    /// dir alone cannot reach (another volume, another owner). Default &lt;DataDir&gt;/journal.anchor,
+    /// which only detects truncation by someone who leaves the anchor alone: the server says so at start.
+    /// </summary>
+    public string? AnchorPath { get; set; }
+
+    /// <summary>A PEM file with the ECDSA P-256 private key that signs checkpoints (outside the data dir).</summary>
+    public string? SigningKeyPath { get; set; }
+
+    /// <summary>The same key as PEM text, e.g. MEDSERVE_JOURNAL__SIGNING_KEY from a secret store.</summary>
+    public string? SigningKey { get; set; }
+
+    /// <summary>Inputs larger than this (bytes, all tensors together) are kept as digest and summary, unless a model's journal { max_input_bytes } says otherwise.</summary>
+    public long MaxInputBytes { get; set; } = MedServe.Predictions.PredictionPayload.DefaultMaxInputBytes;
+
+    /// <summary>Segments are preallocated to this size and roll when full.</summary>
+    public long SegmentBytes { get; set; } = 64L << 20;
+
+    /// <summary>Records waiting for their batch; beyond, audited requests are answered 503 with Retry-After.</summary>
+    public int QueueCapacity { get; set; } = 65_536;
+
+    /// <summary>fdatasync every batch. Off only to measure what durability costs (bench/).</summary>
+    public bool Durable { get; set; } = true;
 }
 
 /// <summary>MedServe:Limits. Each limit is answered with its own status and a JSON error.</summary>
@@ -75,6 +108,13 @@ public sealed class LimitsOptions
 
     /// <summary>Requests one key (or token subject) may have in flight at once; more are answered 429 with Retry-After. 0 is no limit.</summary>
     public int MaxConcurrentRequestsPerKey { get; set; } = 512;
+
+    /// <summary>
+    /// Refused requests (401 and 403) a client address may cause per second, with a burst of five
+    /// seconds' worth; past it the address is answered 429 before its credential is looked at, so a
+    /// flood of bad credentials costs neither a key lookup nor a journal record. 0 is no limit.
+    /// </summary>
+    public int RefusalsPerSecondPerAddress { get; set; } = 20;
 
     public static long DefaultMaxInFlightRequestBytes()
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using MedServe.Compliance.Access;
 using MedServe.Compliance.Audit;
+using MedServe.Compliance.Journal;
 using MedServe.Hosting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -9,6 +10,12 @@ using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 
 namespace MedServe.Security;
+
+/// <summary>Audited routes need a journal that writes: readiness says so while it cannot.</summary>
+internal sealed class JournalReadiness(AuditJournal journal) : MedServe.Lifecycle.IReadinessCondition
+{
+    public string? NotReadyReason => journal.Failure;
+}
 
 /// <summary>Wires authentication, scopes, the audit trail and the limits; and refuses an unsafe start.</summary>
 public static class SecurityServices
@@ -22,9 +29,14 @@ public static class SecurityServices
 
         // The one way stored patient data is encrypted (prediction logs, outcomes, caches in later features).
         services.AddSingleton(_ => new MedServe.Compliance.Encryption.EnvelopeEncryption(secrets.MasterKeys(server.Encryption)));
-        services.AddSingleton(_ => SqliteAuditStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "audit.db"), secrets.AuditSigningKey(), server.Audit.CheckpointEvery).GetAwaiter().GetResult());
-        services.AddSingleton<IAuditStore>(sp => sp.GetRequiredService<SqliteAuditStore>());
+        services.AddSingleton(new MedServe.Predictions.PredictionCapture(server.Journal.MaxInputBytes));
+        services.AddSingleton(sp => JournalStartup.Open(server, secrets, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<AuditTrail>();
+        if (server.Audit.Enabled)
+        {
+            services.AddSingleton<MedServe.Lifecycle.IReadinessCondition>(sp => new JournalReadiness(sp.GetRequiredService<AuditJournal>()));
+        }
+
         services.AddSingleton<AuditGrpcInterceptor>();
 
         var authentication = services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
@@ -43,14 +55,19 @@ public static class SecurityServices
         return services;
     }
 
-    /// <summary>Order matters: limits on headers first, then who is calling, the audit hook, their rate, what they may do, and the clock.</summary>
+    /// <summary>
+    /// Order matters: limits on headers first, then the address's refusals (before any credential
+    /// is looked at), who is calling, their rate (so a 429 costs no journal record), the journal
+    /// hook, what they may do, and the clock.
+    /// </summary>
     public static WebApplication UseMedServeSecurity(this WebApplication app, ServerOptions server)
     {
         app.UseHeaderLimits(server.Limits);
         app.UseRouting();
+        app.UseAddressRefusalLimit(server.Limits);
         app.UseAuthentication();
-        app.UseMiddleware<AuditMiddleware>();
         app.UseRateLimiter();
+        app.UseMiddleware<AuditMiddleware>();
         app.UseAuthorization();
         app.UseRequestTimeouts();
         return app;

@@ -78,7 +78,63 @@ public sealed class ServerSecrets(string dataDir)
         }
     }
 
-    /// <summary>The ECDSA P-256 key that signs audit checkpoints.</summary>
+    /// <summary>
+    /// The key that signs journal checkpoints: from Journal:SigningKey (PEM text) or
+    /// Journal:SigningKeyPath, both meant to live outside the data dir; else the key in
+    /// secrets/ (created on first start), and <paramref name="insideDataDir"/> says so.
+    /// </summary>
+    public ECDsa JournalSigningKey(JournalSettings settings, out bool insideDataDir)
+    {
+        insideDataDir = false;
+        if (!string.IsNullOrWhiteSpace(settings.SigningKey))
+        {
+            return ImportSigningKey(settings.SigningKey, "Journal:SigningKey");
+        }
+
+        if (!string.IsNullOrWhiteSpace(settings.SigningKeyPath))
+        {
+            string pem;
+            try
+            {
+                pem = File.ReadAllText(settings.SigningKeyPath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new Microsoft.Extensions.Options.OptionsValidationException(Hosting.ServerOptions.Section, typeof(JournalSettings),
+                    [$"Journal:SigningKeyPath: cannot read the signing key file ({e.GetType().Name})"]);
+            }
+
+            return ImportSigningKey(pem, "Journal:SigningKeyPath");
+        }
+
+        insideDataDir = true;
+        return AuditSigningKey();
+    }
+
+    private static ECDsa ImportSigningKey(string pem, string setting)
+    {
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(pem);
+            if (key.KeySize != 256)
+            {
+                throw new CryptographicException("not P-256");
+            }
+
+            // A public key alone cannot sign: refuse now rather than at the first checkpoint.
+            key.ExportECPrivateKey();
+            return key;
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            key.Dispose();
+            throw new Microsoft.Extensions.Options.OptionsValidationException(Hosting.ServerOptions.Section, typeof(JournalSettings),
+                [$"{setting}: expected an ECDSA P-256 private key in PEM (-----BEGIN PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)"]);
+        }
+    }
+
+    /// <summary>The ECDSA P-256 key that signs audit checkpoints, kept in secrets/ when no key is given from outside.</summary>
     public ECDsa AuditSigningKey()
     {
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -47,6 +47,9 @@ public sealed class ServerFixture : IAsyncLifetime
             {
                 ["MedServe:Http:MaxRequestBodyBytes"] = BodyLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["MedServe:Registry:AllowedSourceHosts:0"] = "127.0.0.1",
+
+                // The access-control walks are one loopback client refused on purpose thousands of times.
+                ["MedServe:Limits:RefusalsPerSecondPerAddress"] = "0",
                 ["MedServe:Registry:AllowedSourceDirectories:0"] = SamplesFolder,
             },
             provision: repository =>

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Hl7.Fhir.Serialization;
 using MedServe.Compliance.Audit;
-using Microsoft.Data.Sqlite;
+using MedServe.Compliance.Journal;
 using R4 = Hl7.Fhir.Model;
 
 namespace MedServe.Tests.Compliance;
@@ -14,14 +14,17 @@ public sealed class FhirAuditExportTests : IAsyncLifetime
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "medserve-fhir-audit-" + Guid.NewGuid().ToString("N"));
     private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-    private SqliteAuditStore _log = null!;
+    private Log _log = null!;
 
-    public async Task InitializeAsync() => _log = await SqliteAuditStore.OpenAsync(Path.Combine(_root, "audit.db"), _key, checkpointEvery: 100);
+    public Task InitializeAsync()
+    {
+        _log = new Log(AuditJournal.Open(new JournalOptions { Folder = Path.Combine(_root, "journal"), SegmentBytes = 1 << 20, CheckpointInterval = TimeSpan.FromHours(1) }, _key, TimeProvider.System));
+        return Task.CompletedTask;
+    }
 
     public async Task DisposeAsync()
     {
-        await _log.DisposeAsync();
-        SqliteConnection.ClearAllPools();
+        await _log.Journal.DisposeAsync();
         Directory.Delete(_root, recursive: true);
         _key.Dispose();
     }
@@ -39,8 +42,11 @@ public sealed class FhirAuditExportTests : IAsyncLifetime
         var records = await _log.ReadRangeAsync(At(T0), At(T0 + 10));
 
         Assert.Equal(["req5", "req0", "req9", "req3"], records.Select(r => r.Event.RequestId));
-        Assert.Equal([1L, 3, 4, 6], records.Select(r => r.Sequence));
-        Assert.All(records, r => Assert.Equal(AuditRecord.ComputeHash(r.Sequence, r.Event, r.PreviousHash), r.Hash));
+        // Record 2 is the journal's first signed checkpoint (after the first batch), which an export leaves out.
+        Assert.Equal([1L, 4, 5, 7], records.Select(r => r.Sequence));
+        var chain = JournalVerifier.Read(_log.Journal.Folder, 1, 100).Where(r => r.Entry.Kind != JournalKind.Checkpoint).ToDictionary(r => r.Sequence);
+        Assert.All(records, r => Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Body(chain[r.Sequence]))), r.Hash));
+        Assert.True(_log.Journal.Verify().Intact);
         Assert.Equal(At(T0 + 5), records[0].Event.Time);
     }
 
@@ -257,7 +263,7 @@ public sealed class FhirAuditExportTests : IAsyncLifetime
 
         Assert.Equal(2, text.Count(c => c == '\n'));
         Assert.DoesNotContain('\r', text);
-        Assert.Equal(["1", "2"], events.Select(e => e.Id));
+        Assert.Equal(["1", "3"], events.Select(e => e.Id)); // 2 is the first checkpoint
         Assert.Equal(hostile.Actor, events[0].Agent[0].Who!.Display);
         Assert.Equal(hostile.RequestId, DetailValue(events[0].Entity[0], "request-id"));
         Assert.Equal(hostile.Resource, events[0].Entity[0].What!.Display);
@@ -348,5 +354,28 @@ public sealed class FhirAuditExportTests : IAsyncLifetime
         new(At(unixMs), "key:admin", "infer", "risk/1", "200", requestId, "127.0.0.1", "");
 
     private static AuditRecord Record(long sequence, AuditEvent e) =>
-        new(sequence, e, AuditRecord.Genesis, AuditRecord.ComputeHash(sequence, e, AuditRecord.Genesis));
+        new(sequence, e, new string('0', 64), Convert.ToHexStringLower(SHA256.HashData(BitConverter.GetBytes(sequence))));
+
+    /// <summary>A record's body as the format lays it out, rebuilt from its decoded fields.</summary>
+    private static byte[] Body(JournalRecord record)
+    {
+        var body = JournalFormat.EncodeBody(record.Entry);
+        JournalFormat.Seal(body, record.Sequence, record.PreviousHash);
+        return body;
+    }
+
+    /// <summary>The journal, appended to with audit events as the server does for actions.</summary>
+    private sealed class Log(AuditJournal journal)
+    {
+        public AuditJournal Journal { get; } = journal;
+
+        public Task AppendAsync(AuditEvent e) =>
+            Journal.AppendAsync(new JournalEntry(e.Time, JournalKind.Action, e.Actor, e.Action, e.Resource, e.Outcome, e.RequestId, e.ClientAddress, e.PatientPseudonym));
+
+        public Task<IReadOnlyList<AuditRecord>> ReadRangeAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.FromResult(Journal.ReadRange(from, to));
+        }
+    }
 }

@@ -1,0 +1,57 @@
+using System.Collections.Concurrent;
+using MedServe.Inference;
+using MedServe.Repository;
+
+namespace MedServe.Predictions;
+
+/// <summary>Where an inference's data goes once the model has answered: the frontends hang one on the request, the core calls it with the version that answered.</summary>
+public interface IPredictionSink
+{
+    void Capture(ModelConfig config, InferenceRequest request, InferenceResult result);
+}
+
+/// <summary>
+/// Decides, per model, whether an inference's payload is kept and in what form: every
+/// <c>1/sample_rate</c>-th inference (deterministic, so a rate of 0.25 keeps exactly one in four)
+/// and inputs over the cap as a digest and summary.
+/// </summary>
+public sealed class PredictionCapture(long defaultMaxInputBytes = PredictionPayload.DefaultMaxInputBytes)
+{
+    private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+
+    public long DefaultMaxInputBytes { get; } = defaultMaxInputBytes;
+
+    /// <summary>The payload to journal for this inference, or null when sampling leaves it out.</summary>
+    public byte[]? Payload(ModelConfig config, InferenceRequest request, InferenceResult result)
+    {
+        var policy = config.Journal;
+        if (!Sampled(config.Name, policy.SampleRate))
+        {
+            return null;
+        }
+
+        return PredictionPayload.Encode(request.Inputs, result.Outputs, policy.MaxInputBytes ?? DefaultMaxInputBytes);
+    }
+
+    private bool Sampled(string model, double rate)
+    {
+        if (rate >= 1)
+        {
+            return true;
+        }
+
+        if (rate <= 0)
+        {
+            return false;
+        }
+
+        // The n-th inference is kept when floor(n * rate) steps: exactly rate of them, evenly spread.
+        var n = Interlocked.Increment(ref _counters.GetOrAdd(model, _ => new Counter()).Value);
+        return Math.Floor(n * rate) != Math.Floor((n - 1) * rate);
+    }
+
+    private sealed class Counter
+    {
+        public long Value;
+    }
+}
