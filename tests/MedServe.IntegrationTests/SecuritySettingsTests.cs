@@ -188,10 +188,66 @@ public sealed class SecuritySettingsTests
             failed?.Dispose();
         }
 
+        // While the disk fails: not ready, and a refused credential is still answered at once (its record does not hold up the answer).
+        using var anonymous = server.Client(null);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await anonymous.GetAsync("/v2/health/ready")).StatusCode);
+        using (var refused = await anonymous.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
         BreakDisk(server, null);
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/v2/health/ready")).StatusCode);
         var verdict = server.Services.GetRequiredService<AuditJournal>().Verify();
         Assert.True(verdict.Intact, verdict.Problem);
+    }
+
+    [Fact]
+    public async Task A_journal_whose_last_records_were_deleted_is_refused_at_start_with_readiness_false()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "medserve-truncated-" + Guid.NewGuid().ToString("N"));
+        var settings = new Dictionary<string, string?>();
+        try
+        {
+            long keep;
+            await using (var first = await RunningServer.StartAsync(settings, root: root))
+            {
+                using var client = first.Client(first.AdminKey);
+                Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+                keep = first.Services.GetRequiredService<AuditJournal>().Writer!.DurableSequence;
+                for (var i = 0; i < 5; i++)
+                {
+                    Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
+                }
+            }
+
+            // Cut the segment after record `keep`: what an attacker deleting the last records leaves.
+            var segment = Directory.GetFiles(Path.Combine(root, "journal"), "*.seg").Order().Last();
+            var end = JournalSegments.Scan(segment, (body, _, _) => JournalFormat.SequenceOf(body.Span) < keep).End;
+            using (var file = File.OpenHandle(segment, FileMode.Open, FileAccess.ReadWrite))
+            {
+                RandomAccess.SetLength(file, end);
+            }
+
+            await using var second = await RunningServer.StartAsync(settings, root: root);
+            using var admin = second.Client(second.AdminKey);
+            using var refused = await admin.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            var message = (await ServerFixture.JsonAsync(refused)).GetProperty("error").GetString()!;
+            Assert.Contains("records were deleted", message);
+            Assert.DoesNotContain(root, message);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await second.Client(null).GetAsync("/v2/health/ready")).StatusCode);
+
+            // Verification over the files names it too.
+            var verdict = second.Services.GetRequiredService<AuditJournal>().Verify();
+            Assert.False(verdict.Intact);
+            Assert.Contains("deleted", verdict.Problem);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 
     [Fact]

@@ -63,6 +63,7 @@ public sealed partial class InferenceJournal : IAsyncDisposable
     private long _durable;
     private volatile JournalHead? _published;
     private volatile string? _writeFault;
+    private volatile string? _lastWriteError;
 
     private InferenceJournal(JournalOptions options, ECDsa signer, TimeProvider time, JournalAnchor anchor)
     {
@@ -81,6 +82,9 @@ public sealed partial class InferenceJournal : IAsyncDisposable
 
     /// <summary>Null while the journal writes; else why it cannot.</summary>
     public string? Failure => _failure;
+
+    /// <summary>Why the last batch failed, until a batch succeeds again (readiness is false meanwhile); null after a good batch.</summary>
+    public string? LastWriteError => _failure ?? _lastWriteError;
 
     public string Folder => _options.Folder;
 
@@ -218,6 +222,7 @@ public sealed partial class InferenceJournal : IAsyncDisposable
                 }
 
                 Commit(batch);
+                _lastWriteError = null;
                 foreach (var pending in batch)
                 {
                     pending.Done.TrySetResult(pending.Sequence);
@@ -232,6 +237,7 @@ public sealed partial class InferenceJournal : IAsyncDisposable
                     pending.Done.TrySetException(e as JournalUnavailableException ?? new JournalUnavailableException("the journal could not write: " + e.Message, e));
                 }
 
+                _lastWriteError = "the journal could not write: " + e.Message;
                 TryRecoverAfterFailure(e);
             }
 

@@ -56,7 +56,10 @@ internal static class JournalSegments
     /// returning false). Stops at the first frame that is not whole: a torn tail, or the zeros of
     /// preallocated space. Returns where whole frames end.
     /// </summary>
-    public static SegmentScan Scan(string path, Func<ReadOnlyMemory<byte>, byte[], long, bool>? visit)
+    public static SegmentScan Scan(string path, Func<ReadOnlyMemory<byte>, byte[], long, bool>? visit) => Scan(path, JournalFormat.HeaderSize, visit);
+
+    /// <summary>As <see cref="Scan(string, Func{ReadOnlyMemory{byte}, byte[], long, bool}?)"/>, from a frame boundary a previous scan ended at (a reader that follows the tail).</summary>
+    public static SegmentScan Scan(string path, long from, Func<ReadOnlyMemory<byte>, byte[], long, bool>? visit)
     {
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         var header = new byte[JournalFormat.HeaderSize];
@@ -67,7 +70,8 @@ internal static class JournalSegments
 
         var first = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8));
         var previous = header.AsSpan(16).ToArray();
-        long offset = JournalFormat.HeaderSize;
+        long offset = Math.Max(from, JournalFormat.HeaderSize);
+        file.Position = offset;
         long records = 0;
         long lastSequence = first - 1;
         byte[]? lastHash = null;

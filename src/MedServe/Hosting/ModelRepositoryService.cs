@@ -42,9 +42,9 @@ internal sealed partial class ModelRepositoryService(
             {
                 await audit.RecordSystemAsync("startup load", resource, entry.State?.ToString().ToUpperInvariant() ?? "UNKNOWN").ConfigureAwait(false);
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (e is MedServe.Compliance.Journal.JournalUnavailableException or MedServe.Compliance.Journal.JournalFullException)
             {
-                // The server keeps running: with a broken audit store every audited request fails closed anyway.
+                // The server keeps running: with a broken journal every audited request is refused anyway, and readiness is false.
                 LogStartupNotAudited(resource, e.Message);
             }
         }

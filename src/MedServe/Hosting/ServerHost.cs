@@ -117,6 +117,7 @@ public static class ServerHost
         app.MapOpenInferenceProtocol();
         app.MapKeysApi();
         app.MapAuditApi();
+        app.MapPredictionsApi();
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();

@@ -14,7 +14,7 @@ namespace MedServe.Security;
 /// <summary>Audited routes need a journal that writes: readiness says so while it cannot.</summary>
 internal sealed class JournalReadiness(AuditJournal journal) : MedServe.Lifecycle.IReadinessCondition
 {
-    public string? NotReadyReason => journal.Failure;
+    public string? NotReadyReason => journal.Failure ?? journal.Writer?.LastWriteError;
 }
 
 /// <summary>Wires authentication, scopes, the audit trail and the limits; and refuses an unsafe start.</summary>
@@ -32,6 +32,12 @@ public static class SecurityServices
         services.AddSingleton(new MedServe.Predictions.PredictionCapture(server.Journal.MaxInputBytes));
         services.AddSingleton(sp => JournalStartup.Open(server, secrets, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<AuditTrail>();
+
+        // The prediction log's queryable projection, built from the journal behind the writer.
+        services.AddSingleton<MedServe.Compliance.Predictions.IPredictionStore>(_ =>
+            MedServe.Compliance.Predictions.SqlitePredictionStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "predictions.db")).GetAwaiter().GetResult());
+        services.AddSingleton<MedServe.Predictions.PredictionProjectionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionProjectionService>());
         if (server.Audit.Enabled)
         {
             services.AddSingleton<MedServe.Lifecycle.IReadinessCondition>(sp => new JournalReadiness(sp.GetRequiredService<AuditJournal>()));

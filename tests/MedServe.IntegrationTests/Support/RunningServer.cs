@@ -17,10 +17,13 @@ public sealed class RunningServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private RunningServer(WebApplication app, string root)
+    private readonly bool _ownsRoot;
+
+    private RunningServer(WebApplication app, string root, bool ownsRoot)
     {
         _app = app;
         Root = root;
+        _ownsRoot = ownsRoot;
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
         HttpAddress = new Uri(addresses[0]);
         GrpcAddress = new Uri(addresses[1]);
@@ -42,11 +45,16 @@ public sealed class RunningServer : IAsyncDisposable
     /// <param name="settings">Above the defaults here: free ports, this data dir, no sample provisioning, warnings only.</param>
     /// <param name="configure">The builder's last word (extra log sinks).</param>
     /// <param name="provision">Writes the models into the repository folder; the risk sample when null.</param>
-    public static async Task<RunningServer> StartAsync(IDictionary<string, string?> settings, Action<WebApplicationBuilder>? configure = null, Action<string>? provision = null)
+    /// <param name="root">A data dir the caller owns and deletes (a restart on the same files); a new one, deleted on dispose, when null.</param>
+    public static async Task<RunningServer> StartAsync(IDictionary<string, string?> settings, Action<WebApplicationBuilder>? configure = null, Action<string>? provision = null, string? root = null)
     {
-        var root = Path.Combine(Path.GetTempPath(), "medserve-own-" + Guid.NewGuid().ToString("N"));
+        var ownsRoot = root is null;
+        root ??= Path.Combine(Path.GetTempPath(), "medserve-own-" + Guid.NewGuid().ToString("N"));
         var repository = Path.Combine(root, "models");
-        (provision ?? SampleModels.ProvisionRisk)(repository);
+        if (!Directory.Exists(repository))
+        {
+            (provision ?? SampleModels.ProvisionRisk)(repository);
+        }
         var overrides = new Dictionary<string, string?>
         {
             ["MedServe:HttpPort"] = "0",
@@ -68,7 +76,11 @@ public sealed class RunningServer : IAsyncDisposable
         }
         catch
         {
-            Directory.Delete(root, recursive: true);
+            if (ownsRoot)
+            {
+                Directory.Delete(root, recursive: true);
+            }
+
             throw;
         }
 
@@ -77,7 +89,7 @@ public sealed class RunningServer : IAsyncDisposable
         var startup = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Microsoft.Extensions.Hosting.BackgroundService>()
             .Single(s => s.GetType().Name == "ModelRepositoryService");
         await startup.ExecuteTask!.WaitAsync(TimeSpan.FromMinutes(2));
-        return new RunningServer(app, root);
+        return new RunningServer(app, root, ownsRoot);
     }
 
     public HttpClient Client(string? credential)
@@ -100,6 +112,9 @@ public sealed class RunningServer : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(Root, recursive: true);
+        if (_ownsRoot)
+        {
+            Directory.Delete(Root, recursive: true);
+        }
     }
 }

@@ -1,0 +1,42 @@
+using MedServe.Compliance.Journal;
+
+namespace MedServe.Compliance.Predictions;
+
+/// <summary>
+/// One inference as the prediction log keeps it: the journal record's clear fields and its payload,
+/// still encrypted (envelope bound to <see cref="RequestId"/>). Decryption happens only on an audited read.
+/// </summary>
+public sealed record StoredPrediction(
+    long Sequence,
+    DateTimeOffset Time,
+    string Model,
+    string Version,
+    string RequestId,
+    string ClientRequestId,
+    string PatientPseudonym,
+    string Outcome,
+    long LatencyMicroseconds,
+    byte[] Payload);
+
+/// <summary>Which predictions: a model (and version), a time window [From, To), a patient pseudonym, after a sequence (paging).</summary>
+public sealed record PredictionQuery(string Model, string? Version, DateTimeOffset From, DateTimeOffset To, string? PatientPseudonym, long AfterSequence, int Limit);
+
+/// <summary>
+/// The queryable projection of the journal's inference records (predictions by model, version,
+/// time and patient; the outcomes of the next issue join here). The journal is the source of
+/// truth: a store can be dropped and rebuilt from it. The embedded default is SQLite; the
+/// PostgreSQL store of the scale-out issue implements the same interface.
+/// </summary>
+public interface IPredictionStore : IAsyncDisposable
+{
+    /// <summary>The last journal sequence applied (0 for an empty store).</summary>
+    Task<long> ProjectedThroughAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Adds the inference records among <paramref name="records"/> and moves the watermark to <paramref name="through"/>, atomically; re-applying a record is harmless.</summary>
+    Task ApplyAsync(IReadOnlyList<JournalRecord> records, long through, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<StoredPrediction>> QueryAsync(PredictionQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>Forgets everything (a rebuild from the journal starts here).</summary>
+    Task ResetAsync(CancellationToken cancellationToken = default);
+}

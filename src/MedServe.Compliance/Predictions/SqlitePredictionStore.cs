@@ -1,0 +1,166 @@
+using MedServe.Compliance.Journal;
+using Microsoft.Data.Sqlite;
+
+namespace MedServe.Compliance.Predictions;
+
+/// <summary>
+/// The embedded prediction store: one SQLite file (WAL, so queries never block the projector),
+/// indexed for the monitoring queries: by model, version and time, and by patient and time.
+/// Payloads stay encrypted in it, as in the journal.
+/// </summary>
+public sealed class SqlitePredictionStore : IPredictionStore
+{
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    private SqlitePredictionStore(string connectionString) => _connectionString = connectionString;
+
+    public static async Task<SqlitePredictionStore> OpenAsync(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var store = new SqlitePredictionStore(new SqliteConnectionStringBuilder { DataSource = path, Pooling = true }.ToString());
+        await using var connection = await store.ConnectAsync(default).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS predictions (
+                seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+                request_id TEXT NOT NULL, client_request_id TEXT NOT NULL, patient TEXT NOT NULL, outcome TEXT NOT NULL,
+                latency_us INTEGER NOT NULL, payload BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS predictions_by_model ON predictions (model, version, time_us);
+            CREATE INDEX IF NOT EXISTS predictions_by_patient ON predictions (patient, time_us) WHERE patient <> '';
+            CREATE TABLE IF NOT EXISTS projection (name TEXT PRIMARY KEY, through INTEGER NOT NULL);
+            """;
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return store;
+    }
+
+    public async Task<long> ProjectedThroughAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT through FROM projection WHERE name = 'journal';";
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long through ? through : 0;
+    }
+
+    public async Task ApplyAsync(IReadOnlyList<JournalRecord> records, long through, CancellationToken cancellationToken = default)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = """
+                INSERT OR IGNORE INTO predictions (seq, time_us, model, version, request_id, client_request_id, patient, outcome, latency_us, payload)
+                VALUES ($seq, $time, $model, $version, $request, $client, $patient, $outcome, $latency, $payload);
+                """;
+            var p = new[] { "$seq", "$time", "$model", "$version", "$request", "$client", "$patient", "$outcome", "$latency", "$payload" }
+                .Select(name => insert.Parameters.Add(new SqliteParameter { ParameterName = name })).ToArray();
+            foreach (var record in records)
+            {
+                var e = record.Entry;
+                if (e.Kind != JournalKind.Inference)
+                {
+                    continue;
+                }
+
+                p[0].Value = record.Sequence;
+                p[1].Value = Micros(e.Time);
+                p[2].Value = e.Model;
+                p[3].Value = e.Version;
+                p[4].Value = e.RequestId;
+                p[5].Value = e.ClientRequestId;
+                p[6].Value = e.PatientPseudonym;
+                p[7].Value = e.Outcome;
+                p[8].Value = e.LatencyMicroseconds;
+                p[9].Value = e.Payload.ToArray();
+                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await using var mark = connection.CreateCommand();
+            mark.Transaction = transaction;
+            mark.CommandText = "INSERT INTO projection (name, through) VALUES ('journal', $through) ON CONFLICT (name) DO UPDATE SET through = excluded.through;";
+            mark.Parameters.AddWithValue("$through", through);
+            await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    public async Task<IReadOnlyList<StoredPrediction>> QueryAsync(PredictionQuery query, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT seq, time_us, model, version, request_id, client_request_id, patient, outcome, latency_us, payload FROM predictions
+            WHERE model = $model {(query.Version is null ? "" : "AND version = $version")} {(query.PatientPseudonym is null ? "" : "AND patient = $patient")}
+              AND time_us >= $from AND time_us < $to AND seq > $after
+            ORDER BY seq LIMIT $limit;
+            """;
+        command.Parameters.AddWithValue("$model", query.Model);
+        if (query.Version is not null)
+        {
+            command.Parameters.AddWithValue("$version", query.Version);
+        }
+
+        if (query.PatientPseudonym is not null)
+        {
+            command.Parameters.AddWithValue("$patient", query.PatientPseudonym);
+        }
+
+        command.Parameters.AddWithValue("$from", Micros(query.From));
+        command.Parameters.AddWithValue("$to", Micros(query.To));
+        command.Parameters.AddWithValue("$after", query.AfterSequence);
+        command.Parameters.AddWithValue("$limit", query.Limit);
+        var results = new List<StoredPrediction>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            results.Add(new StoredPrediction(reader.GetInt64(0), FromMicros(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                reader.GetString(5), reader.GetString(6), reader.GetString(7), reader.GetInt64(8), (byte[])reader.GetValue(9)));
+        }
+
+        return results;
+    }
+
+    public async Task ResetAsync(CancellationToken cancellationToken = default)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "DELETE FROM predictions; DELETE FROM projection;";
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+        _writer.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task<SqliteConnection> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    // Clamped: an open window's bounds (MinValue, MaxValue) are beyond what microseconds since 1970 hold.
+    private static long Micros(DateTimeOffset time) =>
+        time == DateTimeOffset.MaxValue ? long.MaxValue : time == DateTimeOffset.MinValue ? long.MinValue : (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
+
+    private static DateTimeOffset FromMicros(long micros) => DateTimeOffset.UnixEpoch.AddTicks(micros * 10);
+}
