@@ -6,6 +6,7 @@
 //   grpc-body <model> <file>           writes one framed ModelInfer request body, for h2load
 //   percentiles <h2load log>           p50 and p99 from h2load's per-request log
 //   journal <folder> <appenders> <seconds> <rounds>   durable records/s: the journal against the SQLite audit store
+//   record-cost <folder> <count>      microseconds per step of journaling one risk inference (payload, encryption, record, projection)
 //   stall <url> <key> <conns> <declared> <initial> <seconds>   connections declaring a large body and stalling (bench/memory-burst.sh)
 //   bomb <url> <key> <conns> <decoded>  concurrent gzip bombs of <decoded> zero bytes (bench/memory-burst.sh)
 using MedServe.Bench;
@@ -19,6 +20,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "grpc-body" => GrpcLoad.WriteBody(args[1], args[2]),
     "percentiles" => GrpcLoad.Percentiles(args[1]),
     "journal" => await JournalLoad.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
+    "record-cost" => await RecordCost.RunAsync(args[1], Int(args[2])),
     "stall" => await MemoryBurst.StallAsync(new Uri(args[1]), args[2], Int(args[3]), long.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), Int(args[5]), double.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture)),
     "bomb" => await MemoryBurst.BombAsync(new Uri(args[1]), args[2], Int(args[3]), Int(args[4])),
     _ => Usage(),

@@ -165,15 +165,20 @@ public sealed partial class InferenceJournal : IAsyncDisposable
     /// <summary>Completes once every record appended before it is durable (or has failed).</summary>
     public Task FlushAsync()
     {
+        // Always queued, even behind nothing: the writer may be committing a batch taken already.
         var marker = new Pending(null);
         lock (_gate)
         {
-            if (_pending.Count == 0 || _stopping)
+            if (_stopping)
             {
                 return Task.CompletedTask;
             }
 
             _pending.Add(marker);
+            if (_pending.Count == 1)
+            {
+                Monitor.Pulse(_gate);
+            }
         }
 
         return marker.Done.Task;
@@ -221,8 +226,11 @@ public sealed partial class InferenceJournal : IAsyncDisposable
                     throw new JournalUnavailableException(failure);
                 }
 
-                Commit(batch);
-                _lastWriteError = null;
+                if (Commit(batch))
+                {
+                    _lastWriteError = null;
+                }
+
                 foreach (var pending in batch)
                 {
                     pending.Done.TrySetResult(pending.Sequence);
@@ -245,8 +253,20 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         }
     }
 
-    private void Commit(List<Pending> batch)
+    /// <summary>Writes the batch; false when it held only flush markers (nothing written).</summary>
+    private bool Commit(List<Pending> batch)
     {
+        if (batch.TrueForAll(p => p.Body is null))
+        {
+            // Only flush markers: everything before them is durable already.
+            foreach (var marker in batch)
+            {
+                marker.Sequence = _sequence;
+            }
+
+            return false;
+        }
+
         if (_writeFault is { } fault)
         {
             throw new IOException(fault);
@@ -306,6 +326,8 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         {
             Checkpointed?.Invoke(head);
         }
+
+        return true;
     }
 
     /// <summary>Seals a body (sequence already advanced), frames it into the buffer and moves the head; returns the bytes written.</summary>

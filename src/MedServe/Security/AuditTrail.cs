@@ -93,7 +93,7 @@ public sealed partial class AuditTrail(IServiceProvider services, Pseudonymizer 
             LatencyMicroseconds = latency,
 
             // Bound to the request id: an envelope moved into another record does not decrypt.
-            Payload = details.Prediction is { } prediction ? envelopes.Encrypt(prediction, System.Text.Encoding.UTF8.GetBytes(requestId)) : default,
+            Payload = details.Prediction is { } prediction ? envelopes.EncryptRecord(prediction, System.Text.Encoding.UTF8.GetBytes(requestId)) : default,
         };
     }
 

@@ -24,6 +24,34 @@ public sealed class EnvelopeEncryptionTests
     }
 
     [Fact]
+    public async Task Record_envelopes_share_a_thread_data_key_with_unique_nonces_and_read_as_any_envelope()
+    {
+        var crypto = new EnvelopeEncryption(MasterKeyRing.Parse(KeyA));
+        var envelopes = Enumerable.Range(0, 1000).Select(i => crypto.EncryptRecord(Record, Encoding.UTF8.GetBytes($"req-{i}"))).ToList();
+
+        for (var i = 0; i < envelopes.Count; i++)
+        {
+            Assert.Equal(Record, crypto.Decrypt(envelopes[i], Encoding.UTF8.GetBytes($"req-{i}")));
+        }
+
+        Assert.Throws<CryptographicException>(() => crypto.Decrypt(envelopes[1], "req-0"u8));
+
+        // Layout: version | id length | id "a" | wrap nonce 12 | wrapped key 32 | wrap tag 16 | nonce 12 | tag 16 | ciphertext.
+        const int header = 2 + 1 + 12 + 32 + 16;
+        Assert.Single(envelopes.Select(e => Convert.ToHexString(e, 0, header)).Distinct());
+        Assert.Equal(envelopes.Count, envelopes.Select(e => Convert.ToHexString(e, header, 12)).Distinct().Count());
+
+        // Another thread draws its own data key; rotation re-wraps a record envelope as any other.
+        var other = await Task.Factory.StartNew(() => crypto.EncryptRecord(Record), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Assert.NotEqual(Convert.ToHexString(other, 0, header), Convert.ToHexString(envelopes[0], 0, header));
+        var rotated = new EnvelopeEncryption(MasterKeyRing.Parse(KeyA + "\n" + KeyB));
+        var rewrapped = rotated.Rewrap(envelopes[5]);
+        Assert.Equal("b", EnvelopeEncryption.KeyId(rewrapped));
+        Assert.Equal(Record, rotated.Decrypt(rewrapped, "req-5"u8));
+        Assert.Equal("b", EnvelopeEncryption.KeyId(rotated.EncryptRecord(Record)));
+    }
+
+    [Fact]
     public void Tampering_or_other_associated_data_fails_authentication()
     {
         var crypto = new EnvelopeEncryption(MasterKeyRing.Parse(KeyA));
