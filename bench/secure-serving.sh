@@ -50,7 +50,7 @@ sleep 2
 $tool grpc-body risk "$work/risk.grpc"
 
 wrkrun() { # label server script conns
-  local r; r=$(AUTH_TOKEN=${token[$2]} wrk -t2 -c$4 -d${secs}s --latency -s "$here/$3" "http://127.0.0.1:${port[$2]}")
+  local r; r=$(AUTH_TOKEN=${token[$2]} wrk -t$(( $4 < 2 ? 1 : 2 )) -c$4 -d${secs}s --latency -s "$here/$3" "http://127.0.0.1:${port[$2]}")
   log "$1 $2 c=$4: $(echo "$r" | awk '/Requests\/sec/ {print $2" req/s"}'), $(echo "$r" | awk '/^p50/ {print "p50 "$2" ms"}'), $(echo "$r" | awk '/^p99/ {print "p99 "$2" ms"}'), $(echo "$r" | grep -E 'errors|Non-2xx' | tr '\n' ' ')"
 }
 grpcrun() { # label server conns
