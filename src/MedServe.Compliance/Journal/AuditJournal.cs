@@ -12,8 +12,9 @@ public sealed class AuditJournal : IAsyncDisposable
 {
     private readonly string? _openFailure;
 
-    private AuditJournal(InferenceJournal? writer, ECDsa publicKey, string folder, string anchorPath, string? openFailure)
+    private AuditJournal(InferenceJournal? writer, ECDsa publicKey, string folder, string anchorPath, string? openFailure, IReadOnlyList<string> archives)
     {
+        Archives = archives;
         Writer = writer;
         PublicKey = publicKey;
         Folder = folder;
@@ -25,6 +26,9 @@ public sealed class AuditJournal : IAsyncDisposable
     public InferenceJournal? Writer { get; }
 
     public string AnchorPath { get; }
+
+    /// <summary>Folders archived segments were moved to: read by verify and export with the journal's own.</summary>
+    public IReadOnlyList<string> Archives { get; }
 
     /// <summary>The public half of the signing key, taken from the key in memory, never from a file beside the journal.</summary>
     public ECDsa PublicKey { get; }
@@ -38,16 +42,16 @@ public sealed class AuditJournal : IAsyncDisposable
     /// Opens the journal; one that fails its checks at start (<see cref="JournalUnavailableException"/>)
     /// is kept closed, with the reason as its <see cref="Failure"/>, so the server can still say why.
     /// </summary>
-    public static AuditJournal Open(JournalOptions options, ECDsa signer, TimeProvider time)
+    public static AuditJournal Open(JournalOptions options, ECDsa signer, TimeProvider time, IReadOnlyList<string>? archives = null)
     {
         var anchor = options.AnchorPath ?? Path.Combine(options.Folder, "anchor");
         try
         {
-            return new(InferenceJournal.Open(options, signer, time), PublicKeyOf(signer), options.Folder, anchor, null);
+            return new(InferenceJournal.Open(options, signer, time), PublicKeyOf(signer), options.Folder, anchor, null, archives ?? []);
         }
         catch (JournalUnavailableException e)
         {
-            return new(null, PublicKeyOf(signer), options.Folder, anchor, e.Message);
+            return new(null, PublicKeyOf(signer), options.Folder, anchor, e.Message, archives ?? []);
         }
     }
 
@@ -64,19 +68,19 @@ public sealed class AuditJournal : IAsyncDisposable
 
     /// <summary>Up to the head the writer last made durable (a live log reads as one snapshot); a closed journal against its anchor file.</summary>
     public JournalVerdict Verify() =>
-        JournalVerifier.Verify(Folder, PublicKey, Writer is null ? JournalAnchor.ReadFile(AnchorPath) : Writer.Head ?? JournalAnchor.ReadFile(AnchorPath));
+        JournalVerifier.Verify(Folder, PublicKey, Writer is null ? JournalAnchor.ReadFile(AnchorPath) : Writer.Head ?? JournalAnchor.ReadFile(AnchorPath), Archives);
 
     /// <summary>Audit records (checkpoints left out) with from &lt;= time &lt; to, in chain order, up to the durable head.</summary>
     public IReadOnlyList<AuditRecord> ReadRange(DateTimeOffset from, DateTimeOffset to) =>
-        ReadRange(Folder, from, to, Writer?.DurableSequence ?? long.MaxValue);
+        ReadRange(Folder, from, to, Writer?.DurableSequence ?? long.MaxValue, Archives);
 
-    public static IReadOnlyList<AuditRecord> ReadRange(string folder, DateTimeOffset from, DateTimeOffset to, long through = long.MaxValue)
+    public static IReadOnlyList<AuditRecord> ReadRange(string folder, DateTimeOffset from, DateTimeOffset to, long through = long.MaxValue, IReadOnlyList<string>? archives = null)
     {
         var records = new List<AuditRecord>();
         long next = 1;
         while (true)
         {
-            var page = JournalVerifier.Read(folder, next, 4096, through);
+            var page = JournalVerifier.Read(folder, next, 4096, through, archives);
             foreach (var record in page)
             {
                 var time = record.Entry.Time;

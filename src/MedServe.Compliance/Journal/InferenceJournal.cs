@@ -184,6 +184,59 @@ public sealed partial class InferenceJournal : IAsyncDisposable
         return marker.Done.Task;
     }
 
+    /// <summary>
+    /// Moves the oldest finished segments whose every record is older than <paramref name="olderThan"/>
+    /// to <paramref name="archiveFolder"/> (another volume, cold storage), oldest first and without
+    /// gaps. Before a file moves, a durable record in the chain says which records went and the hash
+    /// of the last one, so a verifier of the journal alone can tell archived records from deleted
+    /// ones. Each file is copied and flushed before its original is removed. Returns how many moved.
+    /// </summary>
+    public async Task<int> ArchiveAsync(DateTimeOffset olderThan, string archiveFolder)
+    {
+        var segments = JournalSegments.List(_options.Folder);
+        var moving = 0;
+        for (var i = 0; i < segments.Count - 1; i++)
+        {
+            DateTimeOffset newest = default;
+            JournalSegments.Scan(segments[i].Path, (body, _, _) =>
+            {
+                newest = JournalFormat.Decode(body.Span).Entry.Time;
+                return true;
+            });
+            if (newest >= olderThan)
+            {
+                break;
+            }
+
+            moving++;
+        }
+
+        if (moving == 0)
+        {
+            return 0;
+        }
+
+        // The record before the first segment kept: its hash is that segment's header's.
+        var kept = JournalSegments.ReadHeader(segments[moving].Path) ?? throw new JournalUnavailableException("a journal segment has no valid header: run 'medserve audit verify'");
+        await AppendAsync(new JournalEntry(_time.GetUtcNow(), JournalKind.Action, "system", JournalVerifier.ArchiveAction,
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"records 1-{kept.First - 1}"), Convert.ToHexStringLower(kept.PreviousHash), "", "", "")).ConfigureAwait(false);
+
+        Directory.CreateDirectory(archiveFolder);
+        for (var i = 0; i < moving; i++)
+        {
+            var target = Path.Combine(archiveFolder, Path.GetFileName(segments[i].Path));
+            File.Copy(segments[i].Path, target, overwrite: true);
+            using (var copy = File.OpenHandle(target, FileMode.Open, FileAccess.ReadWrite))
+            {
+                RandomAccess.FlushToDisk(copy);
+            }
+
+            File.Delete(segments[i].Path);
+        }
+
+        return moving;
+    }
+
     public async ValueTask DisposeAsync()
     {
         lock (_gate)

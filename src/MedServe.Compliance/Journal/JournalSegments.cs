@@ -13,25 +13,45 @@ internal static class JournalSegments
     public static string Name(long firstSequence) => string.Create(CultureInfo.InvariantCulture, $"journal-{firstSequence:D20}{Extension}");
 
     /// <summary>The folder's segments in sequence order (none when the folder does not exist: readers create nothing).</summary>
-    public static List<(long First, string Path)> List(string folder)
-    {
-        if (!Directory.Exists(folder))
-        {
-            return [];
-        }
+    public static List<(long First, string Path)> List(string folder) => List(folder, []);
 
+    /// <summary>The segments of the journal's folder and of its archive folders, merged in sequence order (the journal's copy first where both hold one).</summary>
+    public static List<(long First, string Path)> List(string folder, IReadOnlyList<string> archives)
+    {
         var segments = new List<(long, string)>();
-        foreach (var path in Directory.EnumerateFiles(folder, "journal-*" + Extension))
+        var seen = new HashSet<long>();
+        foreach (var where in archives.Prepend(folder))
         {
-            var name = Path.GetFileNameWithoutExtension(path);
-            if (long.TryParse(name.AsSpan("journal-".Length), NumberStyles.None, CultureInfo.InvariantCulture, out var first))
+            if (!Directory.Exists(where))
             {
-                segments.Add((first, path));
+                continue;
+            }
+
+            foreach (var path in Directory.EnumerateFiles(where, "journal-*" + Extension))
+            {
+                var name = Path.GetFileNameWithoutExtension(path);
+                if (long.TryParse(name.AsSpan("journal-".Length), NumberStyles.None, CultureInfo.InvariantCulture, out var first) && seen.Add(first))
+                {
+                    segments.Add((first, path));
+                }
             }
         }
 
         segments.Sort((a, b) => a.Item1.CompareTo(b.Item1));
         return segments;
+    }
+
+    /// <summary>The header's first sequence and the hash of the record before it; null for a file without a valid header.</summary>
+    public static (long First, byte[] PreviousHash)? ReadHeader(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var header = new byte[JournalFormat.HeaderSize];
+        if (file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length || !header.AsSpan(0, 8).SequenceEqual(JournalFormat.Magic))
+        {
+            return null;
+        }
+
+        return (BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8)), header.AsSpan(16).ToArray());
     }
 
     public static byte[] Header(long firstSequence, ReadOnlySpan<byte> previousHash)

@@ -4,7 +4,7 @@ namespace MedServe.Compliance.Journal;
 /// Follows the journal from a sequence on, remembering where it stopped (segment and offset), so
 /// each read costs only the new records: the projections' reader. Read-only; never blocks the writer.
 /// </summary>
-public sealed class JournalTailReader(string folder, long nextSequence)
+public sealed class JournalTailReader(string folder, long nextSequence, IReadOnlyList<string>? archives = null)
 {
     private string? _segment;
     private long _offset;
@@ -23,6 +23,16 @@ public sealed class JournalTailReader(string folder, long nextSequence)
             }
 
             var before = records.Count;
+            if (!File.Exists(_segment))
+            {
+                // Archived under us: find where it went.
+                _segment = null;
+                if (!Locate())
+                {
+                    break;
+                }
+            }
+
             JournalSegments.Scan(_segment!, _offset, (body, hash, start) =>
             {
                 var sequence = JournalFormat.SequenceOf(body.Span);
@@ -44,15 +54,12 @@ public sealed class JournalTailReader(string folder, long nextSequence)
 
             if (records.Count == before)
             {
-                // Nothing new here: the tail is in the next segment, if there is one yet.
-                var next = Path.Combine(folder, JournalSegments.Name(NextSequence));
-                if (!File.Exists(next))
+                // Nothing new here: the tail is in the next segment (in the journal or an archive), if there is one yet.
+                var current = _segment;
+                if (!Locate() || _segment == current)
                 {
                     break;
                 }
-
-                _segment = next;
-                _offset = 0;
             }
         }
 
@@ -62,15 +69,19 @@ public sealed class JournalTailReader(string folder, long nextSequence)
     /// <summary>Finds the segment that holds <see cref="NextSequence"/>.</summary>
     private bool Locate()
     {
-        var segments = JournalSegments.List(folder);
+        var segments = JournalSegments.List(folder, archives ?? []);
         var index = segments.FindLastIndex(s => s.First <= NextSequence);
         if (index < 0)
         {
             return false;
         }
 
-        _segment = segments[index].Path;
-        _offset = 0;
+        if (segments[index].Path != _segment)
+        {
+            _segment = segments[index].Path;
+            _offset = 0;
+        }
+
         return true;
     }
 }

@@ -17,11 +17,29 @@ public static class JournalVerifier
     /// each record holds its predecessor's hash, every checkpoint's signature verifies under
     /// <paramref name="publicKey"/>, and the chain reaches the anchor's head with the same hash.
     /// </summary>
-    public static JournalVerdict Verify(string folder, ECDsa publicKey, JournalHead? anchor)
+    /// <remarks>
+    /// Segments moved to <paramref name="archives"/> are read from there. A journal whose oldest
+    /// records are in no folder given is whole only if its own chain says they were archived: an
+    /// <see cref="ArchiveAction"/> record naming records 1 to at least the last one missing, with
+    /// the hash of that record, which the first segment present must continue.
+    /// </remarks>
+    public static JournalVerdict Verify(string folder, ECDsa publicKey, JournalHead? anchor, IReadOnlyList<string>? archives = null)
     {
-        var segments = JournalSegments.List(folder);
+        var segments = JournalSegments.List(folder, archives ?? []);
         long expected = 1;
         var previous = new byte[JournalFormat.HashSize];
+        long archivedThrough = 0;
+        var archiveAccounted = false;
+        byte[] previousOfFirst = [];
+        if (segments.Count > 0 && segments[0].First > 1 && JournalSegments.ReadHeader(segments[0].Path) is { } start && start.First == segments[0].First)
+        {
+            // The oldest records are elsewhere: start from this segment's header, and require the chain to account for them.
+            archivedThrough = start.First - 1;
+            expected = start.First;
+            previous = start.PreviousHash;
+            previousOfFirst = start.PreviousHash;
+        }
+
         long records = 0;
         long checkpoints = 0;
         byte[]? anchoredHash = null;
@@ -65,6 +83,13 @@ public static class JournalVerifier
                     checkpoints++;
                 }
 
+                if (archivedThrough > 0 && entry.Kind == JournalKind.Action && entry.Action == ArchiveAction
+                    && ArchivedThrough(entry.Resource) is { } through && through >= archivedThrough
+                    && (through != archivedThrough || entry.Outcome == Convert.ToHexStringLower(previousOfFirst)))
+                {
+                    archiveAccounted = true;
+                }
+
                 if (anchor is not null && sequence == anchor.Sequence)
                 {
                     anchoredHash = hash;
@@ -106,6 +131,12 @@ public static class JournalVerifier
             return bad;
         }
 
+        if (archivedThrough > 0 && !archiveAccounted)
+        {
+            return new JournalVerdict(false, records, checkpoints, 1,
+                $"records 1 to {archivedThrough} are missing (deleted), and no archive record in the journal accounts for them (give the archive folder with --archive)");
+        }
+
         if (anchor is not null && anchor.Sequence > 0)
         {
             if (expected - 1 < anchor.Sequence)
@@ -122,11 +153,20 @@ public static class JournalVerifier
         return new JournalVerdict(true, records, checkpoints, null, null);
     }
 
+    /// <summary>The action of the record the writer appends before it moves segments to the archive: resource "records 1-K", outcome the hex hash of record K.</summary>
+    public const string ArchiveAction = "archive journal";
+
+    internal static long? ArchivedThrough(string resource) =>
+        resource.StartsWith("records 1-", StringComparison.Ordinal)
+        && long.TryParse(resource.AsSpan("records 1-".Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var through)
+            ? through
+            : null;
+
     /// <summary>Records from <paramref name="fromSequence"/> on, at most <paramref name="limit"/>, up to <paramref name="throughSequence"/>.</summary>
-    public static IReadOnlyList<JournalRecord> Read(string folder, long fromSequence, int limit, long throughSequence = long.MaxValue)
+    public static IReadOnlyList<JournalRecord> Read(string folder, long fromSequence, int limit, long throughSequence = long.MaxValue, IReadOnlyList<string>? archives = null)
     {
         var records = new List<JournalRecord>();
-        var segments = JournalSegments.List(folder);
+        var segments = JournalSegments.List(folder, archives ?? []);
         var start = segments.FindLastIndex(s => s.First <= fromSequence);
         for (var i = Math.Max(0, start); i < segments.Count && records.Count < limit; i++)
         {

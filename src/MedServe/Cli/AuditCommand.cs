@@ -18,13 +18,14 @@ internal static class AuditCommand
     {
         var dataDir = new Option<string>("--data-dir") { Description = "The server's data dir (default .medserve)", DefaultValueFactory = _ => ".medserve", Recursive = true };
         var journal = new Option<string>("--journal") { Description = "The journal's folder (default <data-dir>/journal)", Recursive = true };
-        var command = new Command("audit", "Verify and export the audit trail (the inference journal)") { dataDir, journal };
-        command.Add(Verify(dataDir, journal));
-        command.Add(Export(dataDir, journal));
+        var archive = new Option<string[]>("--archive") { Description = "A folder archived segments were moved to (MedServe:Journal:ArchiveFolder); may repeat", Recursive = true };
+        var command = new Command("audit", "Verify and export the audit trail (the inference journal)") { dataDir, journal, archive };
+        command.Add(Verify(dataDir, journal, archive));
+        command.Add(Export(dataDir, journal, archive));
         return command;
     }
 
-    private static Command Verify(Option<string> dataDir, Option<string> journal)
+    private static Command Verify(Option<string> dataDir, Option<string> journal, Option<string[]> archive)
     {
         var publicKey = new Option<string>("--public-key")
         {
@@ -71,7 +72,7 @@ internal static class AuditCommand
                 Console.Error.WriteLine("medserve: warning: no anchor and no --head: a journal whose last records were deleted cannot be told from a whole one");
             }
 
-            var verdict = JournalVerifier.Verify(folder, key, anchored);
+            var verdict = JournalVerifier.Verify(folder, key, anchored, Archives(parse.GetValue(archive)));
             Console.WriteLine(verdict.Intact
                 ? $"intact: {verdict.Records} records, {verdict.Checkpoints} signed checkpoints, every hash and signature checks{(anchored is null ? "" : $", and the chain reaches the anchored head (record {anchored.Sequence})")}"
                 : $"NOT INTACT: {verdict.Problem}");
@@ -80,7 +81,7 @@ internal static class AuditCommand
         return command;
     }
 
-    private static Command Export(Option<string> dataDir, Option<string> journal)
+    private static Command Export(Option<string> dataDir, Option<string> journal, Option<string[]> archive)
     {
         var from = new Option<string>("--from") { Description = "Start time, ISO 8601, inclusive (default: the beginning)" };
         var to = new Option<string>("--to") { Description = "End time, ISO 8601, exclusive (default: now)" };
@@ -100,7 +101,7 @@ internal static class AuditCommand
                 return 2;
             }
 
-            var records = AuditJournal.ReadRange(folder, start, end);
+            var records = AuditJournal.ReadRange(folder, start, end, long.MaxValue, Archives(parse.GetValue(archive)));
             var path = parse.GetValue(output);
             await using var file = path is null ? null : new StreamWriter(path);
             var count = await FhirAuditExport.WriteNdjsonAsync(records, file ?? Console.Out, "MedServe", cancellationToken);
@@ -113,6 +114,8 @@ internal static class AuditCommand
         });
         return command;
     }
+
+    private static string[] Archives(string[]? folders) => (folders ?? []).Select(Path.GetFullPath).ToArray();
 
     private static string? Folder(string dataDir, string? journal)
     {

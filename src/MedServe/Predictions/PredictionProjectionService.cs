@@ -39,7 +39,7 @@ public sealed partial class PredictionProjectionService(AuditTrail trail, IPredi
                     through = 0;
                 }
 
-                _reader = new JournalTailReader(trail.Journal.Folder, through + 1);
+                _reader = new JournalTailReader(trail.Journal.Folder, through + 1, trail.Journal.Archives);
             }
 
             while (_reader.NextSequence <= durable)

@@ -27,7 +27,14 @@ public static partial class JournalStartup
             QueueCapacity = settings.QueueCapacity,
             Durable = settings.Durable,
         };
-        var journal = AuditJournal.Open(options, signer, time);
+        if (settings.ArchiveAfter is not null && string.IsNullOrWhiteSpace(settings.ArchiveFolder))
+        {
+            throw new Microsoft.Extensions.Options.OptionsValidationException(ServerOptions.Section, typeof(JournalSettings),
+                ["Journal:ArchiveAfter is set but Journal:ArchiveFolder is not: say where archived segments go"]);
+        }
+
+        var archives = string.IsNullOrWhiteSpace(settings.ArchiveFolder) ? [] : new[] { Path.GetFullPath(settings.ArchiveFolder) };
+        var journal = AuditJournal.Open(options, signer, time, archives);
         var publicKey = Convert.ToBase64String(journal.PublicKey.ExportSubjectPublicKeyInfo());
         LogPublicKey(logger, publicKey);
         if (keyInDataDir)

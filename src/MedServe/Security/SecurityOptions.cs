@@ -79,6 +79,12 @@ public sealed class JournalSettings
 
     /// <summary>fdatasync every batch. Off only to measure what durability costs (bench/).</summary>
     public bool Durable { get; set; } = true;
+
+    /// <summary>Finished segments whose records are all older than this move to <see cref="ArchiveFolder"/> (checked hourly); null keeps them.</summary>
+    public TimeSpan? ArchiveAfter { get; set; }
+
+    /// <summary>Where archived segments go (another volume, cold storage); verify and export read them from there.</summary>
+    public string? ArchiveFolder { get; set; }
 }
 
 /// <summary>MedServe:Limits. Each limit is answered with its own status and a JSON error.</summary>

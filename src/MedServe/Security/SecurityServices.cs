@@ -38,6 +38,7 @@ public static class SecurityServices
             MedServe.Compliance.Predictions.SqlitePredictionStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "predictions.db")).GetAwaiter().GetResult());
         services.AddSingleton<MedServe.Predictions.PredictionProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionProjectionService>());
+        services.AddHostedService<JournalArchiveService>();
         if (server.Audit.Enabled)
         {
             services.AddSingleton<MedServe.Lifecycle.IReadinessCondition>(sp => new JournalReadiness(sp.GetRequiredService<AuditJournal>()));
