@@ -145,7 +145,7 @@ public sealed partial class ModelManager : IAsyncDisposable
 
             if (attempt == 2 || !string.IsNullOrEmpty(version))
             {
-                throw InferenceException.Unavailable(Describe(name, version) + " is not ready" + (target.Reason is { } r ? ": " + r : ""));
+                throw InferenceException.Unavailable(Describe(name, version ?? target.Version.ToString(CultureInfo.InvariantCulture)) + " is not ready" + (target.Reason is { } r ? ": " + r : ""));
             }
         }
     }
@@ -162,9 +162,12 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
 
         var versions = entry.Snapshot.Versions;
-        if (string.IsNullOrEmpty(version) && entry.Snapshot.Serving is { } serving && versions.TryGetValue(serving, out var routed) && routed.IsReady)
+        if (string.IsNullOrEmpty(version) && entry.Snapshot.Serving is { } serving)
         {
-            return routed;
+            // A pinned version that cannot answer is refused, never silently replaced by another version.
+            return versions.TryGetValue(serving, out var routed)
+                ? routed
+                : throw InferenceException.Unavailable($"model '{name}' serves version {serving} (pinned), which is not loaded");
         }
 
         if (string.IsNullOrEmpty(version))
@@ -423,9 +426,12 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
 
         entry.Snapshot = old with { Pending = [.. selected] };
-        var configJson = ModelConfigJson.ToJson(config);
+        // Which versions load is not how a version serves: a loaded version whose config differs only
+        // in its version policy (the reconciler rewrites it at every step) is kept, sessions, warm-up
+        // and statistics included.
+        var configKey = ReuseKey(config);
         var loaded = await Task.WhenAll(selected.Select(v =>
-            reuseUnchanged && old.Versions.TryGetValue(v, out var serving) && serving.IsReady && ModelConfigJson.ToJson(serving.Config) == configJson
+            reuseUnchanged && old.Versions.TryGetValue(v, out var serving) && serving.IsReady && ReuseKey(serving.Config) == configKey
                 ? Task.FromResult(serving)
                 : Task.Run(() => LoadVersion(backend, source, config, v), cancellationToken))).ConfigureAwait(false);
 
@@ -445,6 +451,11 @@ public sealed partial class ModelManager : IAsyncDisposable
 
         var kept = versions.ToImmutable();
         var routed = old.Serving is { } pinned && kept.ContainsKey(pinned) ? pinned : (long?)null;
+        if (old.Serving is { } unpinned && routed is null)
+        {
+            LogUnpinned(name, unpinned);
+        }
+
         entry.Snapshot = new ModelSnapshot(kept, [], failures.Count > 0 ? string.Join("; ", failures) : null) { Serving = routed };
 
         // Versions no longer served finish their running requests, then free their sessions.
@@ -458,6 +469,8 @@ public sealed partial class ModelManager : IAsyncDisposable
 
         LogLoaded(name, string.Join(",", selected), config.InstanceCount);
     }
+
+    private static string ReuseKey(ModelConfig config) => ModelConfigJson.ToJson(config with { VersionPolicy = VersionPolicy.Latest(1) });
 
     private ModelVersion LoadVersion(IModelBackend backend, ModelSource source, ModelConfig config, long version)
     {

@@ -13,6 +13,9 @@ public sealed record ServingStatus(string Model, long? Intended, long? Serving, 
 {
     /// <summary>Serving what is intended, with nothing left to explain.</summary>
     public bool Converged => Intended == Serving && Reason is null;
+
+    /// <summary>A pass is running or queued for this model now (the status shows the last one finished).</summary>
+    public bool Reconciling { get; init; }
 }
 
 /// <summary>
@@ -21,28 +24,148 @@ public sealed record ServingStatus(string Model, long? Intended, long? Serving, 
 /// aliased versions into the model repository, loads the intended one beside the current one,
 /// warms it up, switches routing atomically, then unloads what no alias names once it drains.
 /// A version that fails leaves the previous one serving, and the status says why.
+/// Passes run in the background, one at a time per model (a slow load of one model holds no
+/// other), with the server's lifetime rather than a request's: a caller that goes away stops
+/// waiting, never the swap. A pass is level-triggered (it reads the aliases as they are when it
+/// starts, so triggers that arrive meanwhile share the next pass), and one that ends short of
+/// what is intended is retried with back-off (1 s doubling to 60 s) until it converges.
 /// </summary>
 public sealed partial class ServingReconciler(
-    IRegistryStore store, ArtifactStore artifacts, ModelManager models, ILogger<ServingReconciler>? logger = null, string servingAlias = "champion")
+    IRegistryStore store, ArtifactStore artifacts, ModelManager models, ILogger<ServingReconciler>? logger = null, string servingAlias = "champion", TimeProvider? time = null)
+    : IDisposable
 {
+    private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(60);
     private readonly Dictionary<string, ServingStatus> _status = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ModelLoop> _loops = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public string ServingAlias { get; } = servingAlias;
 
     public ServingStatus Status(string model)
     {
+        var reconciling = _loops.TryGetValue(model, out var loop) && loop.Busy;
         lock (_status)
         {
-            return _status.TryGetValue(model, out var status) ? status : new ServingStatus(model, null, models.ServingVersion(model), null);
+            var status = _status.TryGetValue(model, out var known) ? known : new ServingStatus(model, null, models.ServingVersion(model), null);
+            return status with { Reconciling = reconciling };
         }
     }
 
-    /// <summary>Brings one model's serving in line with its aliases; returns where it ends up.</summary>
-    public async Task<ServingStatus> ReconcileAsync(string model, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Asks for a pass over one model and waits for it; <paramref name="cancellationToken"/> ends
+    /// the wait only, not the pass.
+    /// </summary>
+    public Task<ServingStatus> ReconcileAsync(string model, CancellationToken cancellationToken = default) =>
+        Request(model).WaitAsync(cancellationToken);
+
+    /// <summary>Queues a pass over one model (or joins the one queued and not started yet); completes with where it ends up.</summary>
+    public Task<ServingStatus> Request(string model)
     {
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var loop = _loops.GetOrAdd(model, _ => new ModelLoop());
+        lock (loop)
+        {
+            if (loop.Next is { } queued)
+            {
+                return queued.Task;
+            }
+
+            var next = new TaskCompletionSource<ServingStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+            loop.Next = next;
+            _ = Task.Run(() => RunAsync(model, loop));
+            return next.Task;
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        foreach (var loop in _loops.Values)
+        {
+            loop.Retry?.Dispose();
+        }
+
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync(string model, ModelLoop loop)
+    {
+        TaskCompletionSource<ServingStatus> mine;
         try
+        {
+            await loop.Gate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            lock (loop)
+            {
+                loop.Next?.TrySetCanceled();
+                loop.Next = null;
+            }
+
+            return;
+        }
+
+        lock (loop)
+        {
+            // Later triggers queue a pass of their own, which reads the aliases after them.
+            mine = loop.Next!;
+            loop.Next = null;
+        }
+
+        try
+        {
+            var status = await ReconcileOnceAsync(model, _stopping.Token).ConfigureAwait(false);
+            ScheduleRetry(model, loop, status);
+            mine.TrySetResult(status);
+        }
+        catch (Exception e)
+        {
+            ScheduleRetry(model, loop, null);
+            mine.TrySetException(e);
+        }
+        finally
+        {
+            loop.Gate.Release();
+        }
+    }
+
+    /// <summary>Short of what is intended (or failed): try again later, backing off; converged: reset.</summary>
+    private void ScheduleRetry(string model, ModelLoop loop, ServingStatus? status)
+    {
+        lock (loop)
+        {
+            loop.Retry?.Dispose();
+            loop.Retry = null;
+            if (status is not null && (status.Converged || status.Intended is null) || _stopping.IsCancellationRequested)
+            {
+                loop.Failures = 0;
+                return;
+            }
+
+            var delay = TimeSpan.FromSeconds(Math.Min(MaxBackOff.TotalSeconds, Math.Pow(2, loop.Failures)));
+            loop.Failures++;
+            loop.Retry = _time.CreateTimer(_ => Request(model), null, delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>One model's pass state: its gate, the pass queued, the retry timer.</summary>
+    private sealed class ModelLoop
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public TaskCompletionSource<ServingStatus>? Next { get; set; }
+
+        public ITimer? Retry { get; set; }
+
+        public int Failures { get; set; }
+
+        public bool Busy => Gate.CurrentCount == 0 || Next is not null;
+    }
+
+    /// <summary>Brings one model's serving in line with its aliases; returns where it ends up.</summary>
+    private async Task<ServingStatus> ReconcileOnceAsync(string model, CancellationToken cancellationToken)
+    {
         {
             var aliases = await store.GetAliasesAsync(model, cancellationToken).ConfigureAwait(false);
             long? intended = aliases.TryGetValue(ServingAlias, out var v) ? v : null;
@@ -103,10 +226,6 @@ public sealed partial class ServingReconciler(
             failure = await LoadAsync(model, wanted, cancellationToken).ConfigureAwait(false);
             return Record(new ServingStatus(model, intended, models.ServingVersion(model), failure));
         }
-        finally
-        {
-            _gate.Release();
-        }
     }
 
     /// <summary>Points the serving alias back at the version it named before, and reconciles.</summary>
@@ -153,7 +272,10 @@ public sealed partial class ServingReconciler(
             platform = "onnxruntime_onnx",
             version_policy = new { specific = new { versions } },
         });
-        await File.WriteAllTextAsync(Path.Combine(models.RepositoryPath, model, "config.json"), config, cancellationToken).ConfigureAwait(false);
+        // Written beside and renamed over: the manager never reads a half-written config.
+        var path = Path.Combine(models.RepositoryPath, model, "config.json");
+        await File.WriteAllTextAsync(path + ".tmp", config, cancellationToken).ConfigureAwait(false);
+        File.Move(path + ".tmp", path, overwrite: true);
         try
         {
             await models.LoadAsync(model, null, reuseUnchanged: true, cancellationToken).ConfigureAwait(false);

@@ -173,7 +173,7 @@ public static class ServerHost
         services.TryAddSingleton(_ => new SourceFetcher(sources));
         services.TryAddSingleton(sp => new ServingReconciler(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetRequiredService<ModelManager>(),
-            sp.GetRequiredService<ILogger<ServingReconciler>>()));
+            sp.GetRequiredService<ILogger<ServingReconciler>>(), time: sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<ModelRepositoryService>();
 
         // Shutdown waits for the model queues to drain: give the host the drain time and a margin.

@@ -23,6 +23,7 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
     private ModelManager _models = null!;
     private ModelRegistry _registry = null!;
     private ServingReconciler _reconciler = null!;
+    private CountingBackend _backend = null!;
 
     public async Task InitializeAsync()
     {
@@ -30,9 +31,10 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
         var store = await SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), TimeProvider.System);
         var artifacts = new ArtifactStore(Path.Combine(_root, "artifacts"));
         var backend = new OnnxBackend(Options.Create(new OnnxOptions()), NullLogger<OnnxBackend>.Instance);
+        _backend = new CountingBackend(backend);
         _models = new ModelManager(
             Options.Create(new ModelRepositoryOptions { Path = Path.Combine(_root, "models") }), Options.Create(new MetricsOptions()),
-            [backend], NullLogger<ModelManager>.Instance, TimeProvider.System);
+            [_backend], NullLogger<ModelManager>.Instance, TimeProvider.System);
         _registry = new ModelRegistry(store, artifacts, backend);
         _reconciler = new ServingReconciler(store, artifacts, _models);
         await store.CreateModelAsync("risk", "");
@@ -42,6 +44,7 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
 
     public async Task DisposeAsync()
     {
+        _reconciler.Dispose();
         await _models.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Directory.Delete(_root, recursive: true);
@@ -114,6 +117,41 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
         Assert.True(served > 100, $"only {served} requests ran during the swaps");
         Assert.Equal(1, _models.ServingVersion("risk"));
         Assert.Equal([1L], _models.ReadyVersions("risk").Select(v => v.Version));
+    }
+
+    [Fact]
+    public async Task A_promotion_creates_one_session_set_and_the_warmed_version_is_the_one_that_answers()
+    {
+        await SetChampion(1);
+        var v1 = _models.Find("risk", "1");
+        var beforePromotion = _backend.Instances;
+
+        var status = await SetChampion(2);
+
+        Assert.True(status.Converged, status.Reason);
+        var instances = _models.Find("risk", "2").Config.InstanceCount;
+        Assert.Equal(instances, _backend.Instances - beforePromotion);
+
+        // The v2 that serves is the one that was warmed up: its statistics hold the warm-up, and it is the object now routed to.
+        var v2 = _models.Find("risk", null);
+        Assert.Equal(2, v2.Version);
+        Assert.True(v2.Statistics.Success.Count >= 1, "the serving version never saw its warm-up");
+        using (var request = Request())
+        {
+            using var result = await _models.InferAsync("risk", null, request, CancellationToken.None);
+        }
+
+        Assert.Same(v2, _models.Find("risk", "2"));
+        Assert.NotSame(v1, v2);
+
+        // A second alias on the serving version rewrites the version policy, and reloads nothing.
+        var afterPromotion = _backend.Instances;
+        var served = v2.Statistics.Success.Count;
+        await _registry.Store.SetAliasAsync("risk", "staging", 2, "tester", "test");
+        Assert.True((await _reconciler.ReconcileAsync("risk")).Converged);
+        Assert.Equal(afterPromotion, _backend.Instances);
+        Assert.Same(v2, _models.Find("risk", "2"));
+        Assert.Equal(served, v2.Statistics.Success.Count);
     }
 
     [Fact]
@@ -221,5 +259,25 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
             Name = name,
             Type = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = (int)global::Onnx.TensorProto.Types.DataType.Float, Shape = shape } },
         };
+    }
+
+    /// <summary>The real ONNX backend, counting the sessions it creates.</summary>
+    private sealed class CountingBackend(IModelBackend inner) : IModelBackend
+    {
+        private int _instances;
+
+        public int Instances => Volatile.Read(ref _instances);
+
+        public string Platform => inner.Platform;
+
+        public bool Handles(MedServe.Repository.ModelConfig config) => inner.Handles(config);
+
+        public ModelSignature Inspect(string modelPath) => inner.Inspect(modelPath);
+
+        public IModelInstance CreateInstance(MedServe.Repository.ModelConfig config, string modelPath, int instanceIndex)
+        {
+            Interlocked.Increment(ref _instances);
+            return inner.CreateInstance(config, modelPath, instanceIndex);
+        }
     }
 }
