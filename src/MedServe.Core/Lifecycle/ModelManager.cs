@@ -17,6 +17,7 @@ namespace MedServe.Lifecycle;
 /// </summary>
 public sealed partial class ModelManager : IAsyncDisposable
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _managed = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ModelEntry> _models = new(StringComparer.Ordinal);
     private readonly IReadOnlyList<IModelBackend> _backends;
     private readonly ModelRepositoryOptions _options;
@@ -76,8 +77,33 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// Loads (or reloads) a model. New versions load beside the serving ones and replace them
     /// atomically; a version that fails to reload keeps serving its old instances.
     /// </summary>
-    public Task LoadAsync(string name, string? configOverrideJson, CancellationToken cancellationToken = default) =>
-        LoadAsync(name, configOverrideJson, reuseUnchanged: false, cancellationToken);
+    /// <remarks>The repository API's load (REST and gRPC): refused for a model another component manages (the registry's reconciler).</remarks>
+    public Task LoadAsync(string name, string? configOverrideJson, CancellationToken cancellationToken = default)
+    {
+        RefuseManaged(name, "loaded");
+        return LoadAsync(name, configOverrideJson, reuseUnchanged: false, cancellationToken);
+    }
+
+    /// <summary>Marks a model as managed by <paramref name="manager"/> (null: by nobody), so the repository API leaves it alone.</summary>
+    public void SetManagedBy(string name, string? manager)
+    {
+        if (manager is null)
+        {
+            _managed.TryRemove(name, out _);
+        }
+        else
+        {
+            _managed[name] = manager;
+        }
+    }
+
+    private void RefuseManaged(string name, string what)
+    {
+        if (_managed.TryGetValue(name, out var manager))
+        {
+            throw InferenceException.Invalid($"model '{name}' is managed by {manager} and cannot be {what} through the repository API; change its aliases or stages there instead");
+        }
+    }
 
     /// <param name="reuseUnchanged">Keep a serving version whose config is unchanged instead of loading it again
     /// (the registry's version folders never change; a repository load re-reads the files, as Triton does).</param>
@@ -100,9 +126,24 @@ public sealed partial class ModelManager : IAsyncDisposable
         }
     }
 
-    /// <summary>Unloads every version of a model, waiting for its running requests to finish.</summary>
-    public async Task UnloadAsync(string name, CancellationToken cancellationToken = default)
+    /// <summary>The repository API's unload: refused for a managed model (see <see cref="SetManagedBy"/>).</summary>
+    public Task UnloadAsync(string name, CancellationToken cancellationToken = default)
     {
+        return UnloadAsync(name, asManager: false, cancellationToken);
+    }
+
+    /// <summary>Whether a component manages this model (see <see cref="SetManagedBy"/>).</summary>
+    public bool IsManaged(string name) => _managed.ContainsKey(name);
+
+    /// <summary>Unloads every version of a model, waiting for its running requests to finish.</summary>
+    /// <param name="asManager">True for the model's manager itself; false refuses a managed model.</param>
+    public async Task UnloadAsync(string name, bool asManager, CancellationToken cancellationToken = default)
+    {
+        if (!asManager)
+        {
+            RefuseManaged(name, "unloaded");
+        }
+
         if (!_models.TryGetValue(name, out var entry))
         {
             if (ModelNames.IsValid(name) && Directory.Exists(Path.Combine(_options.Path, name)))

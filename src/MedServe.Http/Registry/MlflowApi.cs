@@ -93,22 +93,37 @@ public static class MlflowApi
         await Write(context, new { });
     });
 
+    /// <summary>The highest version in each stage asked for (all four when none is named), as MLflow's SQL store answers.</summary>
     private static Task LatestVersions(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
         string name;
+        List<string> stages;
         if (HttpMethods.IsGet(context.Request.Method))
         {
             name = Query(context, "name");
+            stages = [.. context.Request.Query["stages"].Select(s => s ?? "")];
         }
         else
         {
             using var body = await Body(context);
             name = Required(body, "name");
+            stages = body.RootElement.TryGetProperty("stages", out var list) && list.ValueKind == JsonValueKind.Array
+                ? [.. list.EnumerateArray().Select(s => s.GetString() ?? "")]
+                : [];
         }
 
+        var wanted = stages.Count == 0 ? [.. Stages] : stages.Select(CanonicalStage).Distinct().ToList();
         await RequireModel(store, name, context.RequestAborted);
         var versions = await store.ListVersionsAsync(name, context.RequestAborted);
-        var latest = versions.Count == 0 ? [] : new[] { await VersionJson(store, versions[^1], context.RequestAborted) };
+        var latest = new List<object>();
+        foreach (var stage in wanted)
+        {
+            if (versions.LastOrDefault(v => v.Stage == stage) is { } highest)
+            {
+                latest.Add(await VersionJson(store, highest, context.RequestAborted));
+            }
+        }
+
         await Write(context, new { model_versions = latest });
     });
 
@@ -157,7 +172,7 @@ public static class MlflowApi
         var name = Required(body, "name");
         var source = Required(body, "source");
         var registration = new VersionRegistration(name, "", source, "mlflow",
-            LineageJson: JsonSerializer.Serialize(new { run_id = Optional(body, "run_id") ?? "" }));
+            LineageJson: JsonSerializer.Serialize(new { run_id = Optional(body, "run_id") ?? "", run_link = Optional(body, "run_link") ?? "" }));
         var (content, reason) = await sources.OpenAsync(source, context.RequestAborted);
         ModelVersionRecord record;
         if (content is null)
@@ -177,6 +192,13 @@ public static class MlflowApi
         foreach (var (key, value) in Tags(body))
         {
             await registry.Store.SetTagAsync(name, record.Version, key, value, context.RequestAborted);
+        }
+
+        // MLflow stores the description given at creation.
+        if (Optional(body, "description") is { Length: > 0 } description)
+        {
+            await registry.Store.UpdateVersionAsync(name, record.Version, description, null, context.RequestAborted);
+            record = await RequireVersion(registry.Store, name, record.Version, context.RequestAborted);
         }
 
         await Respond(context, "model_version", await VersionJson(registry.Store, record, context.RequestAborted));
@@ -240,10 +262,21 @@ public static class MlflowApi
         await Respond(context, "registered_model", await ModelJson(store, newName, context.RequestAborted));
     });
 
-    private static Task DeleteModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    /// <summary>As MLflow: the model goes with its versions and aliases; refused only while one of its versions serves traffic.</summary>
+    private static Task DeleteModel(HttpContext context, IRegistryStore store, ServingReconciler reconciler, MedServe.Lifecycle.ModelManager models) => Guard(context, async () =>
     {
         using var body = await Body(context);
-        await store.DeleteModelAsync(Required(body, "name"), context.RequestAborted);
+        var name = Required(body, "name");
+        await RequireModel(store, name, context.RequestAborted);
+        var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
+        RefuseServing(name, null, aliases, reconciler, models);
+        foreach (var alias in aliases.Keys)
+        {
+            await store.SetAliasAsync(name, alias, null, "mlflow", "model deleted through the MLflow API", context.RequestAborted);
+        }
+
+        await store.DeleteModelAsync(name, context.RequestAborted);
+        await reconciler.ReconcileAsync(name, context.RequestAborted);
         await Write(context, new { });
     });
 
@@ -263,12 +296,37 @@ public static class MlflowApi
         await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
     });
 
-    private static Task DeleteVersion(HttpContext context, IRegistryStore store) => Guard(context, async () =>
+    /// <summary>
+    /// As MLflow: the version goes, with the aliases that name it. MedServe's own safety on top: the
+    /// version serving unversioned traffic right now is refused, naming the alias to move first.
+    /// </summary>
+    private static Task DeleteVersion(HttpContext context, IRegistryStore store, ServingReconciler reconciler, MedServe.Lifecycle.ModelManager models) => Guard(context, async () =>
     {
         using var body = await Body(context);
-        await store.DeleteVersionAsync(Required(body, "name"), ParseVersion(Required(body, "version")), context.RequestAborted);
+        var name = Required(body, "name");
+        var version = ParseVersion(Required(body, "version"));
+        await RequireVersion(store, name, version, context.RequestAborted);
+        var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
+        RefuseServing(name, version, aliases, reconciler, models);
+        foreach (var (alias, _) in aliases.Where(a => a.Value == version))
+        {
+            await store.SetAliasAsync(name, alias, null, "mlflow", $"version {version} deleted through the MLflow API", context.RequestAborted);
+        }
+
+        await store.DeleteVersionAsync(name, version, context.RequestAborted);
+        await reconciler.ReconcileAsync(name, context.RequestAborted);
         await Write(context, new { });
     });
+
+    /// <summary>MedServe's own refusal (MLflow has no serving): the version answering unversioned traffic stays until its alias moves.</summary>
+    private static void RefuseServing(string name, long? version, IReadOnlyDictionary<string, long> aliases, ServingReconciler reconciler, MedServe.Lifecycle.ModelManager models)
+    {
+        if (aliases.TryGetValue(reconciler.ServingAlias, out var serving) && (version is null || serving == version) && models.ServingVersion(name) == serving)
+        {
+            throw new RegistryException(RegistryError.Invalid,
+                $"model '{name}' version {serving} is serving traffic now (alias '{reconciler.ServingAlias}'); move or delete that alias first (MedServe keeps a serving version from being deleted)");
+        }
+    }
 
     private static Task DeleteVersionTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
@@ -277,27 +335,33 @@ public static class MlflowApi
         await Write(context, new { });
     });
 
+    private static readonly string[] Stages = ["None", "Staging", "Production", "Archived"];
+
+    /// <summary>MLflow's stage names, matched without regard to case; anything else is refused as MLflow refuses it.</summary>
+    private static string CanonicalStage(string stage) =>
+        Stages.FirstOrDefault(s => s.Equals(stage, StringComparison.OrdinalIgnoreCase))
+        ?? throw new RegistryException(RegistryError.Invalid, $"Invalid Model Version stage: {stage}. Value must be one of None, Staging, Production, Archived.");
+
     /// <summary>
-    /// MLflow stages are MedServe aliases: Staging and Production point the aliases "staging" and
-    /// "production" at the version; Archived and None take them away from it.
+    /// A stage is a stage, as in MLflow: it is recorded on the version and never shows as an alias.
+    /// Its serving meaning is MedServe's: versions in Staging or Production are kept loaded (for
+    /// requests that name them); what answers unversioned requests is the serving alias.
     /// </summary>
     private static Task TransitionStage(HttpContext context, IRegistryStore store, ServingReconciler reconciler) => Guard(context, async () =>
     {
         using var body = await Body(context);
         var name = Required(body, "name");
         var version = ParseVersion(Required(body, "version"));
-        var stage = Required(body, "stage") switch
-        {
-            var s when s.Equals("None", StringComparison.OrdinalIgnoreCase) => "None",
-            var s when s.Equals("Staging", StringComparison.OrdinalIgnoreCase) => "Staging",
-            var s when s.Equals("Production", StringComparison.OrdinalIgnoreCase) => "Production",
-            var s when s.Equals("Archived", StringComparison.OrdinalIgnoreCase) => "Archived",
-            var s => throw new RegistryException(RegistryError.Invalid, $"Invalid Model Version stage: {s}. Value must be one of None, Staging, Production, Archived."),
-        };
-        await RequireVersion(store, name, version, context.RequestAborted);
+        var stage = CanonicalStage(Required(body, "stage"));
         var archiveOthers = body.RootElement.TryGetProperty("archive_existing_versions", out var archive)
             && (archive.ValueKind == JsonValueKind.True || (archive.ValueKind == JsonValueKind.String && archive.GetString() == "true"));
-        if (archiveOthers && stage is "Staging" or "Production")
+        if (archiveOthers && stage is not ("Staging" or "Production"))
+        {
+            throw new RegistryException(RegistryError.Invalid, $"Model version transition cannot archive existing model versions because '{stage}' is not an Active stage. Valid stages are Staging and Production.");
+        }
+
+        await RequireVersion(store, name, version, context.RequestAborted);
+        if (archiveOthers)
         {
             foreach (var other in await store.ListVersionsAsync(name, context.RequestAborted))
             {
@@ -309,20 +373,6 @@ public static class MlflowApi
         }
 
         await store.UpdateVersionAsync(name, version, null, stage, context.RequestAborted);
-        var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
-        foreach (var alias in new[] { "staging", "production" })
-        {
-            var wanted = string.Equals(alias, stage, StringComparison.OrdinalIgnoreCase);
-            if (wanted && (!aliases.TryGetValue(alias, out var current) || current != version))
-            {
-                await store.SetAliasAsync(name, alias, version, "mlflow", $"transition to {stage}", context.RequestAborted);
-            }
-            else if (!wanted && aliases.TryGetValue(alias, out var held) && held == version)
-            {
-                await store.SetAliasAsync(name, alias, null, "mlflow", $"transition to {stage}", context.RequestAborted);
-            }
-        }
-
         await reconciler.ReconcileAsync(name, context.RequestAborted);
         await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
     });
@@ -360,6 +410,7 @@ public static class MlflowApi
             description = v.Description,
             source = v.Source,
             run_id = lineage.RootElement.TryGetProperty("run_id", out var run) && run.ValueKind == JsonValueKind.String ? run.GetString() : "",
+            run_link = lineage.RootElement.TryGetProperty("run_link", out var link) && link.ValueKind == JsonValueKind.String ? link.GetString() : "",
             status = "READY",
             status_message = v.Servable ? "" : "not servable by MedServe: " + v.UnservableReason,
             tags = tags.Select(t => new { key = t.Key, value = t.Value }),

@@ -167,13 +167,36 @@ public sealed partial class ServingReconciler(
     private async Task<ServingStatus> ReconcileOnceAsync(string model, CancellationToken cancellationToken)
     {
         {
+            if (await store.GetModelAsync(model, cancellationToken).ConfigureAwait(false) is null && models.IsManaged(model))
+            {
+                // Deleted from the registry: it serves no more, and its materialized folder goes, so a restart does not bring it back.
+                models.SetManagedBy(model, null);
+                await models.UnloadAsync(model, asManager: true, cancellationToken).ConfigureAwait(false);
+                var folder = Path.Combine(models.RepositoryPath, model);
+                if (Directory.Exists(folder))
+                {
+                    Directory.Delete(folder, recursive: true);
+                }
+
+                return Record(new ServingStatus(model, null, null, null));
+            }
+
+            if (await store.GetModelAsync(model, cancellationToken).ConfigureAwait(false) is null)
+            {
+                return Record(new ServingStatus(model, null, models.ServingVersion(model), "not in the registry"));
+            }
+
+            models.SetManagedBy(model, "the model registry");
             var aliases = await store.GetAliasesAsync(model, cancellationToken).ConfigureAwait(false);
             long? intended = aliases.TryGetValue(ServingAlias, out var v) ? v : null;
             var current = models.ServingVersion(model);
-            var wanted = aliases.Values.Distinct().Order().ToList();
+            // Loaded: what an alias names, and (MLflow's meaning) what is in the Staging or Production stage.
+            var staged = (await store.ListVersionsAsync(model, cancellationToken).ConfigureAwait(false))
+                .Where(r => r.Stage is "Staging" or "Production").Select(r => r.Version);
+            var wanted = aliases.Values.Concat(staged).Distinct().Order().ToList();
             if (wanted.Count == 0)
             {
-                return Record(new ServingStatus(model, null, current, "no alias names a version"));
+                return Record(new ServingStatus(model, null, current, "no alias or stage names a version"));
             }
 
             // 1. The aliased versions load beside the one serving now.
@@ -207,7 +230,7 @@ public sealed partial class ServingReconciler(
                         var others = wanted.Where(w => w != target).ToList();
                         if (others.Count == 0)
                         {
-                            await models.UnloadAsync(model, cancellationToken).ConfigureAwait(false);
+                            await models.UnloadAsync(model, asManager: true, cancellationToken).ConfigureAwait(false);
                         }
                         else
                         {

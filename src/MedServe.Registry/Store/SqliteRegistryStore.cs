@@ -199,7 +199,8 @@ public sealed class SqliteRegistryStore : IRegistryStore
         {
             await RequireModel(connection, transaction, name, cancellationToken).ConfigureAwait(false);
             await RequireNoAlias(connection, transaction, name, "deleted", cancellationToken).ConfigureAwait(false);
-            foreach (var table in new[] { "tags", "alias_history", "model_versions" })
+            // The alias history stays: it is part of the record of what served, even of a deleted model.
+            foreach (var table in new[] { "tags", "model_versions" })
             {
                 await Execute(connection, transaction, $"DELETE FROM {table} WHERE model = $m;", cancellationToken, ("$m", name)).ConfigureAwait(false);
             }
