@@ -317,17 +317,33 @@ public sealed partial class ModelManager : IAsyncDisposable
             return e.Message;
         }
 
-        using var request = WarmUpRequest.For(target.Config);
         try
         {
-            var outputs = RequestValidator.Validate(target.Config, request);
-            using var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
-            foreach (var expected in target.Config.Outputs)
+            return await WarmUpVersionAsync(target, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            target.Release();
+        }
+    }
+
+    /// <summary>Runs a version's warm-up requests (its model_warmup, or one generated); null when every one answered as the config says.</summary>
+    private async Task<string?> WarmUpVersionAsync(ModelVersion target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var built in WarmUpRequest.All(target.Config, Path.Combine(_options.Path, target.Name)))
             {
-                var output = result.Outputs.FirstOrDefault(o => o.Name == expected.Name);
-                if (output is null || output.DataType != expected.DataType)
+                using var request = built;
+                var outputs = RequestValidator.Validate(target.Config, request);
+                using var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+                foreach (var expected in target.Config.Outputs)
                 {
-                    return $"warm-up output '{expected.Name}' is missing or not {expected.DataType}";
+                    var output = result.Outputs.FirstOrDefault(o => o.Name == expected.Name);
+                    if (output is null || output.DataType != expected.DataType)
+                    {
+                        return $"warm-up output '{expected.Name}' is missing or not {expected.DataType}";
+                    }
                 }
             }
 
@@ -336,10 +352,6 @@ public sealed partial class ModelManager : IAsyncDisposable
         catch (InferenceException e)
         {
             return $"warm-up inference failed: {e.Message}";
-        }
-        finally
-        {
-            target.Release();
         }
     }
 
@@ -475,6 +487,31 @@ public sealed partial class ModelManager : IAsyncDisposable
             reuseUnchanged && old.Versions.TryGetValue(v, out var serving) && serving.IsReady && ReuseKey(serving.Config) == configKey
                 ? Task.FromResult(serving)
                 : Task.Run(() => LoadVersion(backend, source, config, v), cancellationToken))).ConfigureAwait(false);
+
+        // A config with model_warmup is warmed at load, as Triton does: a version that fails it does not serve.
+        for (var i = 0; i < loaded.Length; i++)
+        {
+            var version = loaded[i];
+            if (version.IsReady && version.Config.Warmup.Count > 0 && !(old.Versions.TryGetValue(version.Version, out var same) && same == version)
+                && version.TryAcquire())
+            {
+                string? warmFailure;
+                try
+                {
+                    warmFailure = await WarmUpVersionAsync(version, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    version.Release();
+                }
+
+                if (warmFailure is not null)
+                {
+                    await version.RetireAsync("warm-up failed", _options.DrainTimeout).ConfigureAwait(false);
+                    loaded[i] = ModelVersion.Failed(name, version.Version, version.Config, warmFailure, _time);
+                }
+            }
+        }
 
         var versions = ImmutableSortedDictionary.CreateBuilder<long, ModelVersion>();
         var failures = new List<string>();

@@ -35,6 +35,9 @@ public sealed record ModelConfig
     /// <summary>Backend parameters (Triton's <c>parameters { key value { string_value } }</c>).</summary>
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Triton's <c>model_warmup</c>: the requests a version must answer before it serves; empty: one generated from the signature.</summary>
+    public IReadOnlyList<WarmupSample> Warmup { get; init; } = [];
+
     /// <summary>What the journal keeps of this model's inferences (MedServe's own <c>journal { }</c> block).</summary>
     public JournalPolicy Journal { get; init; } = JournalPolicy.Default;
 
@@ -174,3 +177,17 @@ public sealed record JournalPolicy(long? MaxInputBytes, double SampleRate)
 {
     public static readonly JournalPolicy Default = new(null, 1.0);
 }
+
+/// <summary>How a warm-up input is filled: zeros, seeded random values, or a raw file in the model's <c>warmup/</c> folder.</summary>
+public enum WarmupData
+{
+    Zero,
+    Random,
+    File,
+}
+
+/// <summary>One input of a warm-up sample: its dims without the batch dimension, as in Triton.</summary>
+public sealed record WarmupInput(string Name, TensorDataType DataType, IReadOnlyList<long> Dims, WarmupData Data, string? File);
+
+/// <summary>One <c>model_warmup</c> entry: a request of <see cref="BatchSize"/>, sent <see cref="Count"/> times.</summary>
+public sealed record WarmupSample(string Name, int BatchSize, int Count, IReadOnlyList<WarmupInput> Inputs);

@@ -73,6 +73,7 @@ public static class ModelConfigReader
             DefaultModelFilename = ReadModelFilename(context, node),
             Parameters = ReadParameters(context, node),
             Journal = node.One("journal") is { } journal ? ReadJournal(context, Message(context, journal, "journal")) : JournalPolicy.Default,
+            Warmup = ReadWarmup(context, node),
         };
 
         return config;
@@ -85,6 +86,83 @@ public static class ModelConfigReader
         return name.Length == 0 || Files.PathConfinement.IsPlainRelative(name, allowSubfolders: false)
             ? name
             : throw context.Error("default_model_filename must be a plain file name inside the version folder (no '/', '..' or absolute path)");
+    }
+
+    /// <summary>
+    /// Triton's <c>model_warmup</c>: name, batch_size, count, and inputs as a map of name to
+    /// { data_type, dims, zero_data | random_data | input_data_file }. A data file is a plain name
+    /// inside the model's warmup/ folder: a config is hostile.
+    /// </summary>
+    private static List<WarmupSample> ReadWarmup(Context context, ConfigNode node)
+    {
+        var samples = new List<WarmupSample>();
+        var index = 0;
+        foreach (var value in node.All("model_warmup"))
+        {
+            var where = $"model_warmup[{index++}]";
+            var sample = Message(context, value, where);
+            var inputs = new List<WarmupInput>();
+            foreach (var entry in sample.All("inputs"))
+            {
+                var pair = Message(context, entry, $"{where}.inputs");
+                if (pair.One("key") is not null)
+                {
+                    // Text format: inputs { key: "x" value { ... } }.
+                    var key = context.String(pair, "key", $"{where}.inputs") ?? "";
+                    inputs.Add(ReadWarmupInput(context, key, pair.One("value") is { } v ? Message(context, v, $"{where}.inputs['{key}']") : null, $"{where}.inputs['{key}']"));
+                    continue;
+                }
+
+                // JSON mapping of a proto map: "inputs": { "x": { ... } }.
+                foreach (var (key, input) in pair.Fields)
+                {
+                    inputs.Add(ReadWarmupInput(context, key, Message(context, input, $"{where}.inputs['{key}']"), $"{where}.inputs['{key}']"));
+                }
+            }
+
+            if (inputs.Count == 0)
+            {
+                throw context.Error($"{where}: a warm-up sample needs at least one input");
+            }
+
+            samples.Add(new WarmupSample(
+                context.String(sample, "name", where) ?? $"warmup-{index}",
+                (int)context.Integer(sample, "batch_size", 0, 1 << 20, where),
+                Math.Max(1, (int)context.Integer(sample, "count", 0, 1 << 20, where)),
+                inputs));
+        }
+
+        return samples;
+    }
+
+    private static WarmupInput ReadWarmupInput(Context context, string name, ConfigNode? node, string where)
+    {
+        if (node is null || string.IsNullOrEmpty(name))
+        {
+            throw context.Error($"{where}: an input needs a name and a value");
+        }
+
+        var typeName = context.String(node, "data_type", where);
+        if (!TensorDataTypes.TryParseConfigName(typeName, out var type))
+        {
+            throw context.Error($"{where}: unknown data_type '{typeName}'");
+        }
+
+        var dims = node.All("dims").Select(d => context.ParseInteger(d, $"{where}.dims", 0, int.MaxValue)).ToArray();
+        var file = context.String(node, "input_data_file", where);
+        var kinds = (context.Bool(node, "zero_data", where) ? 1 : 0) + (context.Bool(node, "random_data", where) ? 1 : 0) + (file is null ? 0 : 1);
+        if (kinds != 1)
+        {
+            throw context.Error($"{where}: give exactly one of zero_data: true, random_data: true or input_data_file");
+        }
+
+        if (file is not null && !Files.PathConfinement.IsPlainRelative(file, allowSubfolders: false))
+        {
+            throw context.Error($"{where}: input_data_file must be a plain file name inside the model's warmup/ folder (no '/', '..' or absolute path)");
+        }
+
+        var data = file is not null ? WarmupData.File : context.Bool(node, "random_data", where) ? WarmupData.Random : WarmupData.Zero;
+        return new WarmupInput(name, type, dims, data, file);
     }
 
     private static JournalPolicy ReadJournal(Context context, ConfigNode node)
