@@ -57,9 +57,35 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             throw new RegistryException(RegistryError.Invalid, $"the artifact is not a model MedServe can serve: {e.Message}");
         }
 
-        // The version it follows: the highest semantic version registered so far.
-        var previous = (await Store.ListVersionsAsync(registration.Model, cancellationToken).ConfigureAwait(false))
-            .Where(v => v.Servable)
+        staged.Commit();
+        try
+        {
+            // The check and the insert meet in the store's transaction: if another servable version
+            // lands in between, the insert is refused and the check runs again against it.
+            for (var attempt = 1; ; attempt++)
+            {
+                var version = await CheckAsync(registration, signature, automatic, proposed, digest, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await Store.AddVersionAsync(version, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RegistryConcurrencyException) when (attempt < 5)
+                {
+                }
+            }
+        }
+        catch
+        {
+            staged.Revert();
+            throw;
+        }
+    }
+
+    /// <summary>The version to record: its semantic version checked against (or stepped from) the highest one registered so far.</summary>
+    private async Task<NewModelVersion> CheckAsync(VersionRegistration registration, ModelSignature signature, bool automatic, SemanticVersion proposed, string digest, CancellationToken cancellationToken)
+    {
+        var servable = (await Store.ListVersionsAsync(registration.Model, cancellationToken).ConfigureAwait(false)).Where(v => v.Servable).ToList();
+        var previous = servable
             .Select(v => (Record: v, Version: SemanticVersion.Parse(v.SemanticVersion)))
             .OrderByDescending(v => v.Version)
             .FirstOrDefault();
@@ -83,19 +109,12 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             }
         }
 
-        var version = new NewModelVersion(
+        return new NewModelVersion(
             registration.Model, proposed.ToString(), digest, registration.Source, WriteSignature(signature),
-            registration.ModelCardJson, WithParent(registration.LineageJson, previous.Record), registration.MetricsJson, registration.RegisteredBy);
-        staged.Commit();
-        try
+            registration.ModelCardJson, WithParent(registration.LineageJson, previous.Record), registration.MetricsJson, registration.RegisteredBy)
         {
-            return await Store.AddVersionAsync(version, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            staged.Revert();
-            throw;
-        }
+            CheckedAgainst = servable.Count == 0 ? 0 : servable.Max(v => v.Version),
+        };
     }
 
     /// <summary>

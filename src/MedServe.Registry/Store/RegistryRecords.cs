@@ -17,6 +17,13 @@ public sealed record NewModelVersion(
 {
     /// <summary>Why the version cannot be served (its source could not be read); empty when it can.</summary>
     public string UnservableReason { get; init; } = "";
+
+    /// <summary>
+    /// The newest servable version (its integer version, 0 for none) when the semantic-version
+    /// check was made; the store refuses the insert, in the same transaction, if another servable
+    /// version was added since (<see cref="RegistryConcurrencyException"/>). Null: no check.
+    /// </summary>
+    public long? CheckedAgainst { get; init; }
 }
 
 /// <summary>A model version as recorded: the integer version is the one the inference protocol serves.</summary>
@@ -48,10 +55,13 @@ public sealed record ModelVersionRecord(
 public sealed record AliasChange(string Model, string Alias, long? From, long? To, string ChangedBy, string Reason, DateTimeOffset ChangedAt);
 
 /// <summary>A name or a version conflicts with what the registry holds, or is missing; the message says which.</summary>
-public sealed class RegistryException(RegistryError error, string message) : Exception(message)
+public class RegistryException(RegistryError error, string message) : Exception(message)
 {
     public RegistryError Error { get; } = error;
 }
+
+/// <summary>A servable version was registered between the semantic-version check and the insert: check again.</summary>
+public sealed class RegistryConcurrencyException(string message) : RegistryException(RegistryError.Invalid, message);
 
 public enum RegistryError
 {

@@ -83,6 +83,13 @@ public sealed class SqliteRegistryStore : IRegistryStore
         await Execute(connection, null, "PRAGMA journal_mode=WAL;", cancellationToken).ConfigureAwait(false);
         await Execute(connection, null, "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);", cancellationToken).ConfigureAwait(false);
         var applied = Convert.ToInt64(await Scalar(connection, null, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations;", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        if (applied > Migrations.Length)
+        {
+            // Written by a newer MedServe: this one would misread what it does not know, so it stops.
+            throw new RegistryException(RegistryError.Invalid,
+                $"the registry's schema is at version {applied} but this MedServe knows versions up to {Migrations.Length}: it was written by a newer MedServe; run that version, or restore a backup");
+        }
+
         for (var i = (int)applied; i < Migrations.Length; i++)
         {
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -136,6 +143,16 @@ public sealed class SqliteRegistryStore : IRegistryStore
             if (taken is not null)
             {
                 throw new RegistryException(RegistryError.AlreadyExists, $"model '{v.Model}' already has version {v.SemanticVersion} (version {taken})");
+            }
+
+            if (v.CheckedAgainst is { } checkedAgainst)
+            {
+                var newest = Convert.ToInt64(await Scalar(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE model = $m AND unservable_reason = '';", cancellationToken,
+                    ("$m", v.Model)).ConfigureAwait(false), CultureInfo.InvariantCulture);
+                if (newest != checkedAgainst)
+                {
+                    throw new RegistryConcurrencyException($"model '{v.Model}' gained version {newest} while version {v.SemanticVersion} was being checked against version {checkedAgainst}");
+                }
             }
 
             var next = Convert.ToInt64(await Scalar(connection, transaction, "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model = $m;", cancellationToken,

@@ -112,6 +112,23 @@ public sealed class ModelRegistryTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Concurrent_registrations_are_each_checked_against_the_one_before_them()
+    {
+        var registry = await Open();
+        await registry.Store.CreateModelAsync("risk", "");
+
+        // Each picks its semantic version from the highest one so far; run together, they must still form one line.
+        var records = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => Register(registry, "", Risk))));
+
+        var ordered = records.OrderBy(r => r.Version).ToList();
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => $"1.0.{i}"), ordered.Select(r => r.SemanticVersion));
+        for (var i = 1; i < ordered.Count; i++)
+        {
+            Assert.Contains($"\"parent_version\":{ordered[i - 1].Version}", ordered[i].LineageJson);
+        }
+    }
+
     private async Task<ModelRegistry> Open()
     {
         Directory.CreateDirectory(_root);

@@ -142,6 +142,23 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Contains("is corrupt", error.Message);
     }
 
+    [Fact]
+    public async Task A_schema_newer_than_this_code_is_refused_naming_both_versions()
+    {
+        _ = await Open();
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_root, "registry.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0);";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var error = await Assert.ThrowsAsync<RegistryException>(Open);
+        Assert.Contains("schema is at version 999", error.Message);
+        Assert.Contains("knows versions up to", error.Message);
+    }
+
     private Task<SqliteRegistryStore> Open() => SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), _time);
 
     private static NewModelVersion Version(string model, string semver) =>
