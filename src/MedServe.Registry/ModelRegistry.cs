@@ -29,6 +29,8 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
     /// <summary>The largest model file a registration may bring (MedServe:Registry:MaxArtifactBytes).</summary>
     public long MaxArtifactBytes { get; init; } = 4L << 30;
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+
     /// <param name="registration">An empty SemanticVersion picks the smallest step the signature change allows (1.0.0 first).</param>
     public async Task<ModelVersionRecord> RegisterAsync(VersionRegistration registration, Stream onnx, CancellationToken cancellationToken = default)
     {
@@ -62,16 +64,27 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
         {
             // The check and the insert meet in the store's transaction: if another servable version
             // lands in between, the insert is refused and the check runs again against it.
-            for (var attempt = 1; ; attempt++)
+            // In this process registrations of one model take turns; across processes (a shared store) a lost race retries:
+            // each loss means another registration won, so this ends.
+            var gate = _gates.GetOrAdd(registration.Model, _ => new SemaphoreSlim(1, 1));
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                var version = await CheckAsync(registration, signature, automatic, proposed, digest, cancellationToken).ConfigureAwait(false);
-                try
+                for (var attempt = 1; ; attempt++)
                 {
-                    return await Store.AddVersionAsync(version, cancellationToken).ConfigureAwait(false);
+                    var version = await CheckAsync(registration, signature, automatic, proposed, digest, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        return await Store.AddVersionAsync(version, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (RegistryConcurrencyException) when (attempt < 100)
+                    {
+                    }
                 }
-                catch (RegistryConcurrencyException) when (attempt < 5)
-                {
-                }
+            }
+            finally
+            {
+                gate.Release();
             }
         }
         catch

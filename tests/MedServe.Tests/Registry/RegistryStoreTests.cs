@@ -143,6 +143,20 @@ public sealed class RegistryStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task An_insert_checked_against_a_version_that_is_no_longer_the_newest_is_refused_in_its_transaction()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("m", "");
+        await store.AddVersionAsync(Version("m", "1.0.0") with { CheckedAgainst = 0 });
+
+        // Two checks made against version 1: the first insert wins, the second must check again.
+        await store.AddVersionAsync(Version("m", "1.1.0") with { CheckedAgainst = 1 });
+        await Assert.ThrowsAsync<RegistryConcurrencyException>(() => store.AddVersionAsync(Version("m", "2.0.0") with { CheckedAgainst = 1 }));
+        Assert.Equal(2, (await store.ListVersionsAsync("m")).Count);
+        Assert.Equal(3, (await store.AddVersionAsync(Version("m", "2.0.0") with { CheckedAgainst = 2 })).Version);
+    }
+
+    [Fact]
     public async Task A_schema_newer_than_this_code_is_refused_naming_both_versions()
     {
         _ = await Open();
