@@ -48,7 +48,8 @@ public sealed class MlflowApiTests(ServerFixture server)
         var search = await Get("registered-models/search?filter=" + Uri.EscapeDataString("name LIKE 'mlflow-r%' AND tag.`mlflow.prompt.is_prompt` != 'true'") + "&max_results=10");
         Assert.Equal(["mlflow-risk"], search.GetProperty("registered_models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
         var versions = await Get("model-versions/search?filter=" + Uri.EscapeDataString("name='mlflow-risk'"));
-        Assert.Equal(["1", "2"], versions.GetProperty("model_versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
+        // MLflow's default order: newest first.
+        Assert.Equal(["2", "1"], versions.GetProperty("model_versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
         var latest = await Get("registered-models/get-latest-versions?name=mlflow-risk");
         Assert.Equal("2", latest.GetProperty("model_versions")[0].GetProperty("version").GetString());
         var uri = (await Get("model-versions/get-download-uri?name=mlflow-risk&version=1")).GetProperty("artifact_uri").GetString();
@@ -137,6 +138,76 @@ public sealed class MlflowApiTests(ServerFixture server)
         using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task Searches_filter_by_tags_run_ids_and_version_numbers_and_page_with_mlflows_tokens()
+    {
+        foreach (var (name, team) in new[] { ("mf-search-a", "icu"), ("mf-search-b", "ed"), ("mf-search-c", "icu") })
+        {
+            await Post("registered-models/create", new { name, tags = new[] { new { key = "team", value = team } } });
+        }
+
+        await Post("model-versions/create", new { name = "mf-search-a", source = RiskFile, run_id = "run-a1" });
+        await Post("model-versions/create", new { name = "mf-search-a", source = RiskFile, run_id = "run-a2", tags = new[] { new { key = "reviewed", value = "yes" } } });
+        await Post("model-versions/create", new { name = "mf-search-b", source = RiskFile, run_id = "run-b1" });
+
+        var icu = await Get("registered-models/search?filter=" + Uri.EscapeDataString("name LIKE 'mf-search-%' AND tags.team = 'icu'"));
+        Assert.Equal(["mf-search-a", "mf-search-c"], icu.GetProperty("registered_models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
+
+        var runs = await Get("model-versions/search?filter=" + Uri.EscapeDataString("run_id IN ('run-a2', 'run-b1')"));
+        Assert.Equal(["mf-search-b/1", "mf-search-a/2"], runs.GetProperty("model_versions").EnumerateArray().Select(v => $"{v.GetProperty("name").GetString()}/{v.GetProperty("version").GetString()}"));
+        var numbered = await Get("model-versions/search?filter=" + Uri.EscapeDataString("name = 'mf-search-a' AND version_number > 1 AND tags.reviewed = 'yes'"));
+        Assert.Equal(["2"], numbered.GetProperty("model_versions").EnumerateArray().Select(v => v.GetProperty("version").GetString()));
+
+        // Pages of one, with MLflow's token (base64 of {"offset": N}), until no token comes back.
+        var names = new List<string>();
+        string? token = null;
+        do
+        {
+            var page = await Get("registered-models/search?max_results=1&filter=" + Uri.EscapeDataString("name LIKE 'mf-search-%'")
+                + (token is null ? "" : "&page_token=" + Uri.EscapeDataString(token)));
+            names.AddRange(page.GetProperty("registered_models").EnumerateArray().Select(m => m.GetProperty("name").GetString()!));
+            token = page.TryGetProperty("next_page_token", out var next) ? next.GetString() : null;
+            if (token is not null)
+            {
+                Assert.StartsWith("{\"offset\": ", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(token)));
+            }
+        }
+        while (token is not null);
+        Assert.Equal(["mf-search-a", "mf-search-b", "mf-search-c"], names);
+
+        foreach (var bad in new[] { "registered-models/search?filter=" + Uri.EscapeDataString("owner = 'x'"), "registered-models/search?max_results=1001", "registered-models/search?page_token=nonsense" })
+        {
+            using var refused = await server.Client.GetAsync("/api/2.0/mlflow/" + bad);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("INVALID_PARAMETER_VALUE", (await ServerFixture.JsonAsync(refused)).GetProperty("error_code").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task Aliases_follow_mlflows_rules()
+    {
+        await Post("registered-models/create", new { name = "mf-alias" });
+        await Post("model-versions/create", new { name = "mf-alias", source = RiskFile });
+
+        foreach (var alias in new[] { "latest", "v1", "V12", "has space", "semi;colon" })
+        {
+            using var refused = await server.PostJsonAsync("/api/2.0/mlflow/registered-models/alias", JsonSerializer.Serialize(new { name = "mf-alias", alias, version = "1" }));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("INVALID_PARAMETER_VALUE", (await ServerFixture.JsonAsync(refused)).GetProperty("error_code").GetString());
+        }
+
+        using (var noVersion = await server.PostJsonAsync("/api/2.0/mlflow/registered-models/alias", JsonSerializer.Serialize(new { name = "mf-alias", alias = "candidate", version = "9" })))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, noVersion.StatusCode);
+            Assert.Equal("RESOURCE_DOES_NOT_EXIST", (await ServerFixture.JsonAsync(noVersion)).GetProperty("error_code").GetString());
+        }
+
+        // A missing alias is INVALID_PARAMETER_VALUE (400) in MLflow, not a 404.
+        using var missing = await server.Client.GetAsync("/api/2.0/mlflow/registered-models/alias?name=mf-alias&alias=nobody");
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Equal("INVALID_PARAMETER_VALUE", (await ServerFixture.JsonAsync(missing)).GetProperty("error_code").GetString());
     }
 
     private async Task<JsonElement> Post(string path, object body)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using MedServe.Http.Codec;
 using MedServe.Http.V2;
 using MedServe.Registry;
+using MedServe.Repository;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
@@ -66,25 +67,57 @@ public static class MlflowApi
     private static Task GetModel(HttpContext context, IRegistryStore store) => Guard(context, async () =>
         await Respond(context, "registered_model", await ModelJson(store, Query(context, "name"), context.RequestAborted)));
 
-    /// <summary>Filters: name = 'x', name LIKE 'x%' / ILIKE, optionally with MLflow's prompt-tag clause (a missing tag is "not equal").</summary>
+    /// <summary>MLflow's filter (<see cref="MlflowSearch"/>), ordered by name (or last update), paged by offset tokens.</summary>
     private static Task SearchModels(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
-        var filter = context.Request.Query["filter"].ToString();
-        var maxResults = int.TryParse(context.Request.Query["max_results"], CultureInfo.InvariantCulture, out var max) && max > 0 ? max : 100;
-        var offset = int.TryParse(context.Request.Query["page_token"], CultureInfo.InvariantCulture, out var token) ? token : 0;
-        var matches = new List<object>();
+        var query = context.Request.Query;
+        var matches = MlflowSearch.Parse(query["filter"], versions: false);
+        var maxResults = MlflowSearch.MaxResults(query["max_results"], 100, 1000);
+        var offset = MlflowSearch.Offset(query["page_token"]);
+        var models = new List<RegisteredModel>();
         foreach (var model in await store.ListModelsAsync(context.RequestAborted))
         {
-            if (NameMatches(filter, model.Name))
+            var tags = await store.GetTagsAsync(model.Name, null, context.RequestAborted);
+            if (matches(new MlflowSearch.Candidate(model.Name, "", "", 0, tags)))
             {
-                matches.Add(await ModelJson(store, model.Name, context.RequestAborted));
+                models.Add(model);
             }
         }
 
-        var page = matches.Skip(offset).Take(maxResults).ToList();
-        var next = offset + page.Count < matches.Count ? (offset + page.Count).ToString(CultureInfo.InvariantCulture) : null;
+        IEnumerable<RegisteredModel> ordered = models.OrderBy(m => m.Name, StringComparer.Ordinal);
+        foreach (var order in query["order_by"].Reverse())
+        {
+            var (key, descending) = OrderKey(order);
+            ordered = key switch
+            {
+                "name" => descending ? ordered.OrderByDescending(m => m.Name, StringComparer.Ordinal) : ordered.OrderBy(m => m.Name, StringComparer.Ordinal),
+                "timestamp" or "last_updated_timestamp" => descending ? ordered.OrderByDescending(m => m.UpdatedAt) : ordered.OrderBy(m => m.UpdatedAt),
+                _ => throw new RegistryException(RegistryError.Invalid, $"Invalid order_by clause '{order}': order by name, timestamp or last_updated_timestamp, ASC or DESC"),
+            };
+        }
+
+        var sorted = ordered.ToList();
+        var page = new List<object>();
+        foreach (var model in sorted.Skip(offset).Take(maxResults))
+        {
+            page.Add(await ModelJson(store, model.Name, context.RequestAborted));
+        }
+
+        var next = offset + page.Count < sorted.Count ? MlflowSearch.Token(offset + page.Count) : null;
         await Write(context, next is null ? new { registered_models = page } : new { registered_models = page, next_page_token = next });
     });
+
+    private static (string Key, bool Descending) OrderKey(string? order)
+    {
+        var parts = (order ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var descending = parts.Length == 2 && parts[1].Equals("DESC", StringComparison.OrdinalIgnoreCase);
+        if (parts.Length is 0 or > 2 || (parts.Length == 2 && !descending && !parts[1].Equals("ASC", StringComparison.OrdinalIgnoreCase)))
+        {
+            return ("", false);
+        }
+
+        return (parts[0].ToLowerInvariant(), descending);
+    }
 
     private static Task SetModelTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
@@ -132,7 +165,10 @@ public static class MlflowApi
         using var body = await Body(context);
         var name = Required(body, "name");
         var version = ParseVersion(Required(body, "version"));
-        await store.SetAliasAsync(name, Required(body, "alias"), version, "mlflow", "set through the MLflow API", context.RequestAborted);
+        var alias = Required(body, "alias");
+        ValidateAlias(alias);
+        await RequireVersion(store, name, version, context.RequestAborted);
+        await store.SetAliasAsync(name, alias, version, "mlflow", "set through the MLflow API", context.RequestAborted);
         await reconciler.ReconcileAsync(name, context.RequestAborted);
         await Write(context, new { });
     });
@@ -155,7 +191,8 @@ public static class MlflowApi
         var aliases = await store.GetAliasesAsync(name, context.RequestAborted);
         if (!aliases.TryGetValue(alias, out var version))
         {
-            throw new RegistryException(RegistryError.NotFound, $"Registered model alias {alias} not found.");
+            // MLflow answers a missing alias with INVALID_PARAMETER_VALUE (400), not a 404.
+            throw new RegistryException(RegistryError.Invalid, $"Registered model alias {alias} not found.");
         }
 
         await Respond(context, "model_version", await VersionJson(store, await RequireVersion(store, name, version, context.RequestAborted), context.RequestAborted));
@@ -210,25 +247,42 @@ public static class MlflowApi
         await Respond(context, "model_version", await VersionJson(store, record, context.RequestAborted));
     });
 
+    /// <summary>MLflow's filter over versions; newest update first, as MLflow's default order; paged by offset tokens.</summary>
     private static Task SearchVersions(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
-        var filter = context.Request.Query["filter"].ToString();
-        var results = new List<object>();
+        var query = context.Request.Query;
+        var matches = MlflowSearch.Parse(query["filter"], versions: true);
+        var maxResults = MlflowSearch.MaxResults(query["max_results"], 10_000, 200_000);
+        var offset = MlflowSearch.Offset(query["page_token"]);
+        var found = new List<ModelVersionRecord>();
         foreach (var model in await store.ListModelsAsync(context.RequestAborted))
         {
-            if (!NameMatches(filter, model.Name))
-            {
-                continue;
-            }
-
             foreach (var version in await store.ListVersionsAsync(model.Name, context.RequestAborted))
             {
-                results.Add(await VersionJson(store, version, context.RequestAborted));
+                var tags = await store.GetTagsAsync(model.Name, version.Version, context.RequestAborted);
+                if (matches(new MlflowSearch.Candidate(model.Name, RunId(version), version.Source, version.Version, tags)))
+                {
+                    found.Add(version);
+                }
             }
         }
 
-        await Write(context, new { model_versions = results });
+        var sorted = found.OrderByDescending(v => v.CreatedAt).ThenBy(v => v.Model, StringComparer.Ordinal).ThenByDescending(v => v.Version).ToList();
+        var results = new List<object>();
+        foreach (var version in sorted.Skip(offset).Take(maxResults))
+        {
+            results.Add(await VersionJson(store, version, context.RequestAborted));
+        }
+
+        var next = offset + results.Count < sorted.Count ? MlflowSearch.Token(offset + results.Count) : null;
+        await Write(context, next is null ? new { model_versions = results } : new { model_versions = results, next_page_token = next });
     });
+
+    private static string RunId(ModelVersionRecord version)
+    {
+        using var lineage = JsonDocument.Parse(version.LineageJson);
+        return lineage.RootElement.TryGetProperty("run_id", out var run) && run.ValueKind == JsonValueKind.String ? run.GetString() ?? "" : "";
+    }
 
     private static Task SetVersionTag(HttpContext context, IRegistryStore store) => Guard(context, async () =>
     {
@@ -418,44 +472,18 @@ public static class MlflowApi
         };
     }
 
-    private static bool NameMatches(string filter, string name)
+    /// <summary>MLflow's alias rule: word characters and '-', at most 255; "latest" and v&lt;digits&gt; are reserved (they name versions).</summary>
+    private static void ValidateAlias(string alias)
     {
-        foreach (var clause in filter.Split(" AND ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        if (alias.Length is 0 or > 255 || !System.Text.RegularExpressions.Regex.IsMatch(alias, @"^[\w\-]*$"))
         {
-            if (clause.StartsWith("tag.", StringComparison.Ordinal) || clause.StartsWith("tags.", StringComparison.Ordinal))
-            {
-                continue; // MLflow's client adds a "prompt" tag clause; a model without that tag matches "!=".
-            }
-
-            var parsed = System.Text.RegularExpressions.Regex.Match(clause, @"^name\s*(=|!=|\s(?:I?LIKE)\s)\s*(.+)$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
-            if (!parsed.Success)
-            {
-                throw new RegistryException(RegistryError.Invalid, $"unsupported filter clause \"{clause}\"; use name = 'x' or name LIKE 'x%'");
-            }
-
-            var value = parsed.Groups[2].Value.Trim().Trim('\'', '"');
-            var matches = parsed.Groups[1].Value.Trim().ToUpperInvariant() switch
-            {
-                "=" => name == value,
-                "!=" => name != value,
-                "LIKE" => Like(name, value, StringComparison.Ordinal),
-                "ILIKE" => Like(name, value, StringComparison.OrdinalIgnoreCase),
-                var other => throw new RegistryException(RegistryError.Invalid, $"unsupported filter operator '{other}'"),
-            };
-            if (!matches)
-            {
-                return false;
-            }
+            throw new RegistryException(RegistryError.Invalid, $"Invalid alias name: '{ModelNames.Quote(alias)}'. Names may only contain alphanumerics, underscores (_), and dashes (-), at most 255 characters.");
         }
 
-        return true;
-    }
-
-    private static bool Like(string name, string pattern, StringComparison comparison)
-    {
-        var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("%", ".*", StringComparison.Ordinal).Replace("_", ".", StringComparison.Ordinal) + "$";
-        return System.Text.RegularExpressions.Regex.IsMatch(name, regex,
-            comparison == StringComparison.OrdinalIgnoreCase ? System.Text.RegularExpressions.RegexOptions.IgnoreCase : System.Text.RegularExpressions.RegexOptions.None);
+        if (alias.Equals("latest", StringComparison.OrdinalIgnoreCase) || System.Text.RegularExpressions.Regex.IsMatch(alias, @"^[vV]\d+$"))
+        {
+            throw new RegistryException(RegistryError.Invalid, $"Invalid alias name: '{alias}'. Aliases 'latest' and those of the form v<number> are reserved.");
+        }
     }
 
     private static async Task<RegisteredModel> RequireModel(IRegistryStore store, string name, CancellationToken cancellationToken) =>

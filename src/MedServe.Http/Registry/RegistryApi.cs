@@ -293,6 +293,7 @@ public static class RegistryApi
         WriteOptional(w, "intended", status.Intended);
         WriteOptional(w, "serving", status.Serving);
         w.WriteBoolean("converged", status.Converged);
+        w.WriteBoolean("reconciling", status.Reconciling);
         if (status.Reason is not null)
         {
             w.WriteString("reason", status.Reason);
