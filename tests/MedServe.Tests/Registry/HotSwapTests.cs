@@ -155,6 +155,22 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task A_pinned_version_that_cannot_answer_is_refused_naming_it_not_replaced_by_another()
+    {
+        await SetChampion(1);
+        await _registry.Store.SetAliasAsync("risk", "staging", 2, "tester", "test");
+        Assert.True((await _reconciler.ReconcileAsync("risk")).Converged);
+        Assert.Equal(1, _models.ServingVersion("risk"));
+
+        // Version 1 stops answering while it is still pinned (it drains): version 2 is ready, and must not get its traffic.
+        await _models.Find("risk", "1").RetireAsync("test", TimeSpan.Zero);
+        using var request = Request();
+        var refused = await Assert.ThrowsAsync<InferenceException>(async () => await _models.InferAsync("risk", null, request, CancellationToken.None));
+        Assert.Equal(InferenceErrorKind.Unavailable, refused.Kind);
+        Assert.Contains("version 1", refused.Message);
+    }
+
+    [Fact]
     public async Task A_version_that_fails_warm_up_leaves_the_previous_one_serving_and_says_why()
     {
         await SetChampion(1);

@@ -157,6 +157,23 @@ public sealed class RegistryStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Deleting_a_model_keeps_its_alias_history()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("gone", "");
+        await store.AddVersionAsync(Version("gone", "1.0.0"));
+        await store.SetAliasAsync("gone", "champion", 1, "alice", "first");
+        await store.SetAliasAsync("gone", "champion", null, "alice", "retiring");
+        await store.DeleteModelAsync("gone");
+
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_root, "registry.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM alias_history WHERE model = 'gone';";
+        Assert.Equal(2L, (long)(await command.ExecuteScalarAsync())!);
+    }
+
+    [Fact]
     public async Task A_schema_newer_than_this_code_is_refused_naming_both_versions()
     {
         _ = await Open();
