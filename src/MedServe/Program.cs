@@ -8,6 +8,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     ModelsCommand.Create(),
     KeysCommand.Create(),
     AuditCommand.Create(),
+    StatsCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

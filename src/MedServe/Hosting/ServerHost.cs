@@ -118,6 +118,7 @@ public static class ServerHost
         app.MapKeysApi();
         app.MapAuditApi();
         app.MapPredictionsApi();
+        app.MapStatisticsApi();
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();

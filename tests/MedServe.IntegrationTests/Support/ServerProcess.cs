@@ -71,6 +71,20 @@ public sealed class ServerProcess : IDisposable
         return (process.ExitCode, await stdout + await stderr);
     }
 
+    /// <summary>Runs a CLI verb with <paramref name="input"/> on its standard input.</summary>
+    public static async Task<(int ExitCode, string Output, string Error)> RunWithInputAsync(string workingDirectory, string input, params string[] arguments)
+    {
+        var start = Describe(workingDirectory, arguments);
+        start.RedirectStandardInput = true;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.StandardInput.WriteAsync(input);
+        process.StandardInput.Close();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
