@@ -160,7 +160,7 @@ public sealed class JournalRecordTests(ServerFixture server)
         try
         {
             await using var fresh = await SqlitePredictionStore.OpenAsync(path);
-            using var projector = new PredictionProjectionService(server.Service<MedServe.Security.AuditTrail>(), fresh, TimeProvider.System,
+            using var projector = new PredictionProjectionService(server.Service<MedServe.Security.AuditTrail>(), fresh, server.Service<EnvelopeEncryption>(), TimeProvider.System,
                 Microsoft.Extensions.Logging.Abstractions.NullLogger<PredictionProjectionService>.Instance);
             await projector.CatchUpAsync();
 

@@ -10,6 +10,9 @@ public enum JournalKind : byte
     Action = 2,
     Refusal = 3,
     Checkpoint = 4,
+
+    /// <summary>A clinical outcome joined to a prediction: the prediction's request id, its model and version; the label, encrypted, in the payload.</summary>
+    Outcome = 5,
 }
 
 /// <summary>

@@ -30,6 +30,10 @@ public sealed class SqlitePredictionStore : IPredictionStore
                 latency_us INTEGER NOT NULL, payload BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS predictions_by_model ON predictions (model, version, time_us);
             CREATE INDEX IF NOT EXISTS predictions_by_patient ON predictions (patient, time_us) WHERE patient <> '';
+            CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (request_id);
+            CREATE INDEX IF NOT EXISTS predictions_by_client_request ON predictions (client_request_id) WHERE client_request_id <> '';
+            CREATE TABLE IF NOT EXISTS outcomes (
+                prediction_seq INTEGER PRIMARY KEY, journal_seq INTEGER NOT NULL, envelope BLOB NOT NULL, recorded_us INTEGER NOT NULL, revisions INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS projection (name TEXT PRIMARY KEY, through INTEGER NOT NULL);
             """;
         await command.ExecuteNonQueryAsync().ConfigureAwait(false);
@@ -44,7 +48,7 @@ public sealed class SqlitePredictionStore : IPredictionStore
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long through ? through : 0;
     }
 
-    public async Task ApplyAsync(IReadOnlyList<JournalRecord> records, long through, CancellationToken cancellationToken = default)
+    public async Task ApplyAsync(IReadOnlyList<JournalRecord> records, IReadOnlyList<(long JournalSequence, long PredictionSequence, byte[] Envelope, DateTimeOffset RecordedAt)> outcomes, long through, CancellationToken cancellationToken = default)
     {
         await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -52,6 +56,23 @@ public sealed class SqlitePredictionStore : IPredictionStore
             await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             InsertRows(connection, records);
+            foreach (var outcome in outcomes)
+            {
+                // Journal order decides: a replayed (older) outcome never overwrites a newer one.
+                await using var upsert = connection.CreateCommand();
+                upsert.Transaction = transaction;
+                upsert.CommandText = """
+                    INSERT INTO outcomes (prediction_seq, journal_seq, envelope, recorded_us, revisions) VALUES ($p, $j, $e, $t, 1)
+                    ON CONFLICT (prediction_seq) DO UPDATE SET journal_seq = excluded.journal_seq, envelope = excluded.envelope, recorded_us = excluded.recorded_us,
+                        revisions = outcomes.revisions + 1
+                    WHERE excluded.journal_seq > outcomes.journal_seq;
+                    """;
+                upsert.Parameters.AddWithValue("$p", outcome.PredictionSequence);
+                upsert.Parameters.AddWithValue("$j", outcome.JournalSequence);
+                upsert.Parameters.AddWithValue("$e", outcome.Envelope);
+                upsert.Parameters.AddWithValue("$t", Micros(outcome.RecordedAt));
+                await upsert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
 
             await using var mark = connection.CreateCommand();
             mark.Transaction = transaction;
@@ -154,6 +175,80 @@ public sealed class SqlitePredictionStore : IPredictionStore
         return results;
     }
 
+    public async Task<StoredPrediction?> FindAsync(string id, CancellationToken cancellationToken = default) =>
+        (await SelectAsync("WHERE request_id = $id UNION ALL " + Select + " WHERE client_request_id = $id AND client_request_id <> '' ORDER BY seq DESC LIMIT 1", cancellationToken, ("$id", id)).ConfigureAwait(false)).FirstOrDefault();
+
+    public async Task<StoredPrediction?> FindLatestForPatientAsync(string model, string pseudonym, DateTimeOffset before, DateTimeOffset notBefore, CancellationToken cancellationToken = default) =>
+        (await SelectAsync("WHERE model = $m AND patient = $p AND time_us < $before AND time_us >= $after ORDER BY time_us DESC, seq DESC LIMIT 1", cancellationToken,
+            ("$m", model), ("$p", pseudonym), ("$before", Micros(before)), ("$after", Micros(notBefore))).ConfigureAwait(false)).FirstOrDefault();
+
+    public async Task<StoredOutcome?> GetOutcomeAsync(long predictionSequence, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT prediction_seq, envelope, recorded_us, revisions FROM outcomes WHERE prediction_seq = $p;";
+        command.Parameters.AddWithValue("$p", predictionSequence);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new StoredOutcome(reader.GetInt64(0), (byte[])reader.GetValue(1), FromMicros(reader.GetInt64(2)), reader.GetInt32(3))
+            : null;
+    }
+
+    public async Task<IReadOnlyList<PredictionWithOutcome>> QueryWithOutcomesAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT p.seq, p.time_us, p.model, p.version, p.request_id, p.client_request_id, p.patient, p.outcome, p.latency_us, p.payload,
+                   o.envelope, o.recorded_us, o.revisions
+            FROM predictions p JOIN outcomes o ON o.prediction_seq = p.seq
+            WHERE p.model = $m {(version is null ? "" : "AND p.version = $v")} AND p.time_us >= $from AND p.time_us < $to ORDER BY p.seq;
+            """;
+        command.Parameters.AddWithValue("$m", model);
+        if (version is not null)
+        {
+            command.Parameters.AddWithValue("$v", version);
+        }
+
+        command.Parameters.AddWithValue("$from", Micros(from));
+        command.Parameters.AddWithValue("$to", Micros(to));
+        var results = new List<PredictionWithOutcome>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var prediction = Read(reader);
+            results.Add(new PredictionWithOutcome(prediction, new StoredOutcome(prediction.Sequence, (byte[])reader.GetValue(10), FromMicros(reader.GetInt64(11)), reader.GetInt32(12))));
+        }
+
+        return results;
+    }
+
+    private const string Select = "SELECT seq, time_us, model, version, request_id, client_request_id, patient, outcome, latency_us, payload FROM predictions";
+
+    private async Task<List<StoredPrediction>> SelectAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = Select + " " + where + ";";
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        var results = new List<StoredPrediction>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            results.Add(Read(reader));
+        }
+
+        return results;
+    }
+
+    private static StoredPrediction Read(SqliteDataReader reader) =>
+        new(reader.GetInt64(0), FromMicros(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+            reader.GetString(5), reader.GetString(6), reader.GetString(7), reader.GetInt64(8), (byte[])reader.GetValue(9));
+
     public async Task ResetAsync(CancellationToken cancellationToken = default)
     {
         await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -161,7 +256,7 @@ public sealed class SqlitePredictionStore : IPredictionStore
         {
             await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
             await using var command = connection.CreateCommand();
-            command.CommandText = "DELETE FROM predictions; DELETE FROM projection;";
+            command.CommandText = "DELETE FROM predictions; DELETE FROM outcomes; DELETE FROM projection;";
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         finally

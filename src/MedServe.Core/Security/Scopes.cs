@@ -16,6 +16,9 @@ public static class Scopes
 
     /// <summary>Reading stored predictions: their inputs and outputs, decrypted, are patient data.</summary>
     public const string PredictionsRead = "predictions:read";
+
+    /// <summary>Reporting clinical outcomes for logged predictions.</summary>
+    public const string OutcomesWrite = "outcomes:write";
     public const string Admin = "admin";
 
     /// <summary>A policy, not a scope: any valid credential (the not-found answer for unknown routes).</summary>
@@ -24,10 +27,10 @@ public static class Scopes
     /// <summary>The claim type a principal's scopes travel in (one claim per scope).</summary>
     public const string ClaimType = "medserve:scope";
 
-    public static readonly IReadOnlyList<string> All = [Infer, ModelsRead, ModelsWrite, AuditRead, PredictionsRead, Admin];
+    public static readonly IReadOnlyList<string> All = [Infer, ModelsRead, ModelsWrite, AuditRead, PredictionsRead, OutcomesWrite, Admin];
 
     /// <summary>Scopes whose use leaves an audit record: inference, changes, reading the audit trail or stored predictions, key management.</summary>
-    public static bool IsAudited(string scope) => scope is Infer or ModelsWrite or AuditRead or PredictionsRead or Admin;
+    public static bool IsAudited(string scope) => scope is Infer or ModelsWrite or AuditRead or PredictionsRead or OutcomesWrite or Admin;
 
     /// <summary>What <see cref="IsValid"/> accepts, for error messages.</summary>
     public static readonly string Grammar = $"{string.Join(", ", All)} or infer:<model> (a model name is {ModelNames.Grammar})";
@@ -39,7 +42,7 @@ public static class Scopes
     /// no whitespace or separator can hide a second scope inside one.
     /// </summary>
     public static bool IsValid(string? scope) =>
-        scope is Infer or ModelsRead or ModelsWrite or AuditRead or PredictionsRead or Admin
+        scope is Infer or ModelsRead or ModelsWrite or AuditRead or PredictionsRead or OutcomesWrite or Admin
         || (scope is not null && scope.StartsWith(ModelPrefix, StringComparison.Ordinal) && ModelNames.IsValid(scope.AsSpan(ModelPrefix.Length)));
 
     /// <summary>The refusal of a scope that is not valid; the scope is shown shortened and escaped.</summary>
@@ -74,3 +77,6 @@ public static class Scopes
         return false;
     }
 }
+
+/// <summary>Endpoint metadata: this endpoint's use is journaled although its scope alone would not make it so (a read of derived patient data).</summary>
+public sealed class AuditedEndpoint;

@@ -26,7 +26,7 @@ internal static class KeysCommand
         var name = new Option<string>("--name") { Description = "A unique name; audit records name the key by it", Required = true };
         var scopes = new Option<string[]>("--scopes")
         {
-            Description = "infer, infer:<model>, models:read, models:write, audit:read, predictions:read, admin (separate several by spaces or commas)",
+            Description = "infer, infer:<model>, models:read, models:write, audit:read, predictions:read, outcomes:write, admin (separate several by spaces or commas)",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };

@@ -119,6 +119,7 @@ public static class ServerHost
         app.MapAuditApi();
         app.MapPredictionsApi();
         app.MapStatisticsApi();
+        MedServe.Outcomes.OutcomesApi.MapOutcomesApi(app);
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();

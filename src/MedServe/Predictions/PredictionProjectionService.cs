@@ -10,7 +10,7 @@ namespace MedServe.Predictions;
 /// is lost (deleted, or from another journal: its watermark is past the journal's head) is rebuilt
 /// from the journal's first record.
 /// </summary>
-public sealed partial class PredictionProjectionService(AuditTrail trail, IPredictionStore store, TimeProvider time, ILogger<PredictionProjectionService> logger) : BackgroundService
+public sealed partial class PredictionProjectionService(AuditTrail trail, IPredictionStore store, MedServe.Compliance.Encryption.EnvelopeEncryption envelopes, TimeProvider time, ILogger<PredictionProjectionService> logger) : BackgroundService
 {
     private const int PageSize = 2048;
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
@@ -50,13 +50,32 @@ public sealed partial class PredictionProjectionService(AuditTrail trail, IPredi
                     break;
                 }
 
-                await store.ApplyAsync(page, page[^1].Sequence, cancellationToken).ConfigureAwait(false);
+                await store.ApplyAsync(page, Outcomes(page), page[^1].Sequence, cancellationToken).ConfigureAwait(false);
             }
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>The outcome records of a page: the prediction each belongs to is inside its envelope (bound to that prediction's request id).</summary>
+    private List<(long, long, byte[], DateTimeOffset)> Outcomes(IReadOnlyList<JournalRecord> page)
+    {
+        var outcomes = new List<(long, long, byte[], DateTimeOffset)>();
+        foreach (var record in page)
+        {
+            if (record.Entry.Kind != JournalKind.Outcome)
+            {
+                continue;
+            }
+
+            var envelope = record.Entry.Payload.ToArray();
+            var outcome = MedServe.Outcomes.OutcomeRecord.Read(envelopes, envelope, record.Entry.ClientRequestId);
+            outcomes.Add((record.Sequence, outcome.PredictionSequence, envelope, record.Entry.Time));
+        }
+
+        return outcomes;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -27,7 +27,7 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail, MedS
         }
 
         var scope = ScopeAuthorization.RequiredScope(context.GetEndpoint());
-        var audited = scope is not null && Scopes.IsAudited(scope);
+        var audited = scope is not null && (Scopes.IsAudited(scope) || context.GetEndpoint()?.Metadata.GetMetadata<AuditedEndpoint>() is not null);
         if (audited && !IsGrpc(context) && context.User.Identity?.IsAuthenticated == true && trail.Unavailable(out var full) is { } reason)
         {
             // Refused before any work: a request whose record cannot be written gets no answer.

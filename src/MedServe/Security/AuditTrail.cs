@@ -65,6 +65,9 @@ public sealed partial class AuditTrail(IServiceProvider services, Pseudonymizer 
         }
     }
 
+    /// <summary>Appends a record built by its feature (an outcome); durable on completion, failing closed as every audited record.</summary>
+    public Task AppendAsync(JournalEntry entry) => Append(entry, entry.Action, entry.RequestId);
+
     /// <summary>An action the server takes by itself (loading the repository at start): actor <c>system</c>.</summary>
     public Task RecordSystemAsync(string action, string resource, string outcome) =>
         Enabled ? RecordAsync(SystemActor, action, resource, outcome, AuditMiddleware.NewRequestId(), "", null) : Task.CompletedTask;

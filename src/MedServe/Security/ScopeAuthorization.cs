@@ -27,6 +27,7 @@ public static class ScopeAuthorization
             .AddPolicy(Scopes.ModelsWrite, Policy(Scopes.ModelsWrite))
             .AddPolicy(Scopes.AuditRead, Policy(Scopes.AuditRead))
             .AddPolicy(Scopes.PredictionsRead, Policy(Scopes.PredictionsRead))
+            .AddPolicy(Scopes.OutcomesWrite, Policy(Scopes.OutcomesWrite))
             .AddPolicy(Scopes.Admin, Policy(Scopes.Admin))
             .AddPolicy(Scopes.AnyCredential, new AuthorizationPolicyBuilder(BearerAuthenticationHandler.SchemeName).RequireAuthenticatedUser().Build());
         return services;

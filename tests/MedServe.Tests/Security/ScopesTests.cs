@@ -98,7 +98,7 @@ public sealed class ScopesTests
     [Fact]
     public void Inference_changes_audit_reads_and_key_management_are_audited_and_plain_reads_are_not()
     {
-        Assert.Equal(["infer", "models:write", "audit:read", "predictions:read", "admin"], Scopes.All.Where(Scopes.IsAudited));
+        Assert.Equal(["infer", "models:write", "audit:read", "predictions:read", "outcomes:write", "admin"], Scopes.All.Where(Scopes.IsAudited));
         Assert.False(Scopes.IsAudited(Scopes.AnyCredential));
     }
 }

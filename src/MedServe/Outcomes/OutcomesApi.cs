@@ -1,0 +1,339 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MedServe.Compliance.Audit;
+using MedServe.Compliance.Encryption;
+using MedServe.Compliance.Journal;
+using MedServe.Compliance.Predictions;
+using MedServe.Http.V2;
+using MedServe.Predictions;
+using MedServe.Security;
+using MedServe.Stats;
+using MedServe.Stats.Clinical;
+using MedServe.Stats.Design;
+
+namespace MedServe.Outcomes;
+
+/// <summary>
+/// POST /v1/outcomes: clinical outcomes joined to the predictions they judge, journaled (durable
+/// before the answer, encrypted) and projected beside the predictions. GET
+/// /v1/models/{model}/performance: the clinical performance of a model's predictions that have
+/// outcomes, from the statistics engine.
+/// </summary>
+public static class OutcomesApi
+{
+    /// <summary>How far back a patient's outcome looks for the prediction it judges.</summary>
+    public static readonly TimeSpan JoinWindow = TimeSpan.FromDays(30);
+
+    /// <summary>Fewer outcomes than this (or one class only) give no figures, only the counts.</summary>
+    public const int MinimumOutcomes = 20;
+
+    private const int MaxRecords = 100_000;
+
+    public static IEndpointRouteBuilder MapOutcomesApi(this IEndpointRouteBuilder routes)
+    {
+        routes.MapPost("/v1/outcomes", Post).RequireAuthorization(Scopes.OutcomesWrite);
+        routes.MapGet("/v1/models/{model}/performance", Performance).RequireAuthorization(Scopes.ModelsRead).WithMetadata(new AuditedEndpoint());
+        return routes;
+    }
+
+    private sealed record Incoming(int Index, string? Id, string? Model, string? PatientId, DateTimeOffset? ObservedAt, double? Label, double? Value);
+
+    private static async Task Post(HttpContext context, IPredictionStore store, PredictionProjectionService projection, AuditTrail trail,
+        EnvelopeEncryption envelopes, Pseudonymizer pseudonyms, TimeProvider time)
+    {
+        List<Incoming> records;
+        try
+        {
+            records = await ReadAsync(context).ConfigureAwait(false);
+        }
+        catch (StatisticsException e)
+        {
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, e.Message).ConfigureAwait(false);
+            return;
+        }
+
+        // The predictions made until now are in the store before they are looked up.
+        await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
+        int matched = 0, unmatched = 0, duplicates = 0, conflicts = 0;
+        var seen = new Dictionary<long, double>();
+        var requestId = context.Response.Headers[AuditMiddleware.RequestIdHeader].ToString();
+        foreach (var record in records)
+        {
+            var prediction = record.Id is not null
+                ? await store.FindAsync(record.Id, context.RequestAborted).ConfigureAwait(false)
+                : await store.FindLatestForPatientAsync(record.Model!, pseudonyms.Pseudonym(record.PatientId!), record.ObservedAt!.Value, record.ObservedAt.Value - JoinWindow, context.RequestAborted).ConfigureAwait(false);
+            if (prediction is null)
+            {
+                unmatched++;
+                continue;
+            }
+
+            matched++;
+            var observed = record.Label ?? record.Value!.Value;
+            double? earlier = seen.TryGetValue(prediction.Sequence, out var inBatch) ? inBatch
+                : await store.GetOutcomeAsync(prediction.Sequence, context.RequestAborted).ConfigureAwait(false) is { } stored
+                    ? OutcomeRecord.Read(envelopes, stored.Envelope, prediction.RequestId).Observed
+                    : null;
+            if (earlier == observed)
+            {
+                duplicates++;
+                continue;
+            }
+
+            var conflict = earlier is not null;
+            conflicts += conflict ? 1 : 0;
+            seen[prediction.Sequence] = observed;
+            var outcome = new OutcomeRecord(prediction.Sequence, record.Label, record.Value, record.ObservedAt, conflict);
+            await trail.AppendAsync(new JournalEntry(time.GetUtcNow(), JournalKind.Outcome, AuditTrail.Actor(context.User), "POST /v1/outcomes",
+                $"{prediction.Model}/{prediction.Version}", conflict ? "conflict" : "matched", requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", prediction.PatientPseudonym)
+            {
+                ClientRequestId = prediction.RequestId,
+                Model = prediction.Model,
+                Version = prediction.Version,
+                Payload = outcome.Seal(envelopes, prediction.RequestId),
+            }).ConfigureAwait(false);
+        }
+
+        await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
+        await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteNumber("accepted", records.Count);
+            w.WriteNumber("matched", matched);
+            w.WriteNumber("unmatched", unmatched);
+            w.WriteNumber("duplicates", duplicates);
+            w.WriteNumber("conflicts", conflicts);
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>A JSON array, an object with "outcomes", one object, or NDJSON (application/x-ndjson); every record checked before any is stored.</summary>
+    private static async Task<List<Incoming>> ReadAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        var elements = new List<JsonElement>();
+        var documents = new List<JsonDocument>();
+        try
+        {
+            if (context.Request.ContentType?.StartsWith("application/x-ndjson", StringComparison.OrdinalIgnoreCase) == true)
+            {
+                foreach (var line in text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0))
+                {
+                    var document = JsonDocument.Parse(line);
+                    documents.Add(document);
+                    elements.Add(document.RootElement);
+                }
+            }
+            else
+            {
+                var document = JsonDocument.Parse(text);
+                documents.Add(document);
+                var root = document.RootElement;
+                var list = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("outcomes", out var outcomes) ? outcomes : root;
+                elements.AddRange(list.ValueKind == JsonValueKind.Array ? list.EnumerateArray() : [list]);
+            }
+
+            if (elements.Count > MaxRecords)
+            {
+                throw new StatisticsException($"at most {MaxRecords} outcomes per request; this one has {elements.Count}");
+            }
+
+            return [.. elements.Select(Parse)];
+        }
+        catch (JsonException e)
+        {
+            throw new StatisticsException($"the body is not JSON outcomes (an array, {{\"outcomes\": [...]}}, or NDJSON): {e.Message}");
+        }
+        finally
+        {
+            foreach (var document in documents)
+            {
+                document.Dispose();
+            }
+        }
+    }
+
+    private static Incoming Parse(JsonElement e, int index)
+    {
+        var where = $"outcome {index}";
+        if (e.ValueKind != JsonValueKind.Object)
+        {
+            throw new StatisticsException($"{where}: expected an object");
+        }
+
+        double? label = null, value = null;
+        if (e.TryGetProperty("label", out var l))
+        {
+            label = l.ValueKind == JsonValueKind.Number && l.TryGetDouble(out var v) && v is 0 or 1 ? v : throw new StatisticsException($"{where}: 'label' must be 0 or 1");
+        }
+
+        if (e.TryGetProperty("value", out var x))
+        {
+            value = x.ValueKind == JsonValueKind.Number && x.TryGetDouble(out var v) && double.IsFinite(v) ? v : throw new StatisticsException($"{where}: 'value' must be a finite number");
+        }
+
+        if ((label is null) == (value is null))
+        {
+            throw new StatisticsException($"{where}: give exactly one of 'label' (0 or 1) and 'value' (a number)");
+        }
+
+        var id = Text(e, "request_id", where);
+        if (id is not null)
+        {
+            return new Incoming(index, id, null, null, null, label, value);
+        }
+
+        var model = Text(e, "model", where);
+        var patient = Text(e, "patient_id", where);
+        var observed = Text(e, "observed_at", where);
+        if (model is null || patient is null || observed is null)
+        {
+            throw new StatisticsException($"{where}: name its prediction with 'request_id', or with 'model', 'patient_id' and 'observed_at'");
+        }
+
+        if (!DateTimeOffset.TryParse(observed, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+        {
+            throw new StatisticsException($"{where}: 'observed_at' {AuditTimeRange.Expected}");
+        }
+
+        return new Incoming(index, null, model, patient, at, label, value);
+    }
+
+    private static string? Text(JsonElement e, string field, string where) =>
+        !e.TryGetProperty(field, out var value) ? null
+        : value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 and <= 256 } text ? text
+        : throw new StatisticsException($"{where}: '{field}' must be a string of 1 to 256 characters");
+
+    /// <summary>
+    /// n, positives, AUROC (DeLong CI), AUPRC, Brier, calibration intercept and slope, and
+    /// sensitivity, specificity, PPV and NPV at the threshold (Wilson CIs), over the predictions of a
+    /// version and window that have outcomes. The score is the first FP32/FP64 output's element 0
+    /// (element 1 of a [-1, 2] output: the positive class).
+    /// </summary>
+    private static async Task Performance(HttpContext context, string model, IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes)
+    {
+        var query = context.Request.Query;
+        var version = query["version"].ToString() is { Length: > 0 } v ? v : null;
+        var threshold = 0.5;
+        if (!AuditTimeRange.TryParse(query["from"], query["to"], out var from, out var to)
+            || (query["threshold"].ToString() is { Length: > 0 } t && (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out threshold) || threshold is <= 0 or >= 1)))
+        {
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "'from' and 'to' " + AuditTimeRange.Expected + "; 'threshold' a number between 0 and 1").ConfigureAwait(false);
+            return;
+        }
+
+        await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
+        var labels = new List<double>();
+        var scores = new List<double>();
+        foreach (var row in await store.QueryWithOutcomesAsync(model, version, from, to, context.RequestAborted).ConfigureAwait(false))
+        {
+            var outcome = OutcomeRecord.Read(envelopes, row.Outcome.Envelope, row.Prediction.RequestId);
+            if (outcome.Label is not { } label || row.Prediction.Payload.Length == 0
+                || Score(envelopes.Decrypt(row.Prediction.Payload, Encoding.UTF8.GetBytes(row.Prediction.RequestId))) is not { } score)
+            {
+                continue;
+            }
+
+            labels.Add(label);
+            scores.Add(score);
+        }
+
+        var positives = (int)labels.Sum();
+        await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("model", model);
+            if (version is not null)
+            {
+                w.WriteString("version", version);
+            }
+
+            w.WriteNumber("n", labels.Count);
+            w.WriteNumber("positives", positives);
+            w.WriteNumber("threshold", threshold);
+            if (labels.Count < MinimumOutcomes || positives == 0 || positives == labels.Count)
+            {
+                w.WriteString("insufficient", $"performance needs at least {MinimumOutcomes} outcomes with both classes; this window has {labels.Count} ({positives} positive)");
+                w.WriteEndObject();
+                return;
+            }
+
+            w.WriteStartObject("metrics");
+            var auroc = ClinicalMetrics.AurocWithInterval(labels, scores);
+            Metric(w, "auroc", auroc.Value, auroc.Low, auroc.High);
+            Metric(w, "auprc", ClinicalMetrics.AveragePrecision(labels, scores));
+            Metric(w, "brier", ClinicalMetrics.Brier(labels, scores));
+            try
+            {
+                var (intercept, slope) = ClinicalMetrics.CalibrationFit(labels, scores);
+                Metric(w, "calibration_intercept", intercept);
+                Metric(w, "calibration_slope", slope);
+            }
+            catch (StatisticsException)
+            {
+                // Scores at 0 or 1, or separation: the fit has no answer, and the metric is left out.
+            }
+
+            int tp = 0, fp = 0, tn = 0, fn = 0;
+            for (var i = 0; i < labels.Count; i++)
+            {
+                var predicted = scores[i] >= threshold;
+                (tp, fp, tn, fn) = (labels[i] == 1, predicted) switch
+                {
+                    (true, true) => (tp + 1, fp, tn, fn),
+                    (false, true) => (tp, fp + 1, tn, fn),
+                    (false, false) => (tp, fp, tn + 1, fn),
+                    _ => (tp, fp, tn, fn + 1),
+                };
+            }
+
+            Proportion(w, "sensitivity", tp, tp + fn);
+            Proportion(w, "specificity", tn, tn + fp);
+            Proportion(w, "ppv", tp, tp + fp);
+            Proportion(w, "npv", tn, tn + fn);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>The positive-class score of a logged prediction, or null when its outputs hold none.</summary>
+    internal static double? Score(byte[] payload)
+    {
+        var (_, outputs, _) = PredictionPayload.Decode(payload);
+        var output = outputs.FirstOrDefault(o => o.DataType is Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64 && o.Data is { Length: > 0 });
+        if (output is null)
+        {
+            return null;
+        }
+
+        var size = output.DataType == Tensors.TensorDataType.Fp32 ? 4 : 8;
+        var index = output.Shape.Length == 2 && output.Shape[1] == 2 ? 1 : 0;
+        return output.Data!.Length >= (index + 1) * size ? PredictionPayload.Element(output.DataType, output.Data.AsSpan(index * size, size)) : null;
+    }
+
+    private static void Metric(Utf8JsonWriter w, string name, double value, double? low = null, double? high = null)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("value", value);
+        if (low is { } l && high is { } h)
+        {
+            w.WriteNumber("ci_low", l);
+            w.WriteNumber("ci_high", h);
+        }
+
+        w.WriteEndObject();
+    }
+
+    private static void Proportion(Utf8JsonWriter w, string name, int successes, int trials)
+    {
+        if (trials == 0)
+        {
+            return;
+        }
+
+        var (low, high) = Intervals.Wilson(successes, trials);
+        Metric(w, name, (double)successes / trials, low, high);
+    }
+}
