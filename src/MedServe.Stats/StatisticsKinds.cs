@@ -17,7 +17,7 @@ public static class StatisticsKinds
     [
         "two_proportion_ztest", "welch_ttest", "mann_whitney_u", "chi2_independence", "srm_chi2", "wasserstein",
         "jensen_shannon_distance", "psi", "clinical_metrics", "sample_size_two_proportions", "wilson_interval",
-        "holm", "benjamini_hochberg",
+        "holm", "benjamini_hochberg", "calibration_bins", "estimated_auroc",
     ];
 
     public static IReadOnlyDictionary<string, object> Run(string kind, JsonElement input)
@@ -45,6 +45,8 @@ public static class StatisticsKinds
             "wilson_interval" => Pack(Intervals.Wilson(Number(input, "successes"), Number(input, "trials"), Number(input, "alpha", 0.05)), r => new() { ["low"] = r.Low, ["high"] = r.High }),
             "holm" => new Dictionary<string, object> { ["adjusted"] = Intervals.Holm(Array(input, "p_values")) },
             "benjamini_hochberg" => new Dictionary<string, object> { ["adjusted"] = Intervals.BenjaminiHochberg(Array(input, "p_values")) },
+            "calibration_bins" => Bins(Calibration.ExpectedCalibrationError(Array(input, "labels"), Array(input, "scores"), (int)Number(input, "bins", 10))),
+            "estimated_auroc" => new Dictionary<string, object> { ["auroc"] = Calibration.EstimatedAuroc(Array(input, "scores")), ["assumption"] = "the scores are calibrated on this population" },
             _ => throw new StatisticsException($"unknown statistic '{(kind.Length > 40 ? kind[..40] : kind)}'; the kinds are {string.Join(", ", Names)}"),
         };
 
@@ -74,6 +76,14 @@ public static class StatisticsKinds
             ["calibration_slope"] = slope,
         };
     }
+
+    private static Dictionary<string, object> Bins((double Ece, IReadOnlyList<ReliabilityBin> Bins) result) => new()
+    {
+        ["ece"] = result.Ece,
+        ["mean_score"] = result.Bins.Select(b => b.MeanScore).ToArray(),
+        ["observed_rate"] = result.Bins.Select(b => b.ObservedRate).ToArray(),
+        ["count"] = result.Bins.Select(b => (double)b.Count).ToArray(),
+    };
 
     private static Dictionary<string, object> Pack<T>(T value, Func<T, Dictionary<string, object>> fields) => fields(value);
 

@@ -73,6 +73,10 @@ public sealed class OutcomesTests
         Assert.Equal(auroc.Low, metrics.GetProperty("auroc").GetProperty("ci_low").GetDouble(), 12);
         Assert.Equal(ClinicalMetrics.Brier(labels, scores), metrics.GetProperty("brier").GetProperty("value").GetDouble(), 12);
         Assert.Equal(ClinicalMetrics.AveragePrecision(labels, scores), metrics.GetProperty("auprc").GetProperty("value").GetDouble(), 12);
+        var (ece, _) = Calibration.ExpectedCalibrationError(labels, scores);
+        Assert.Equal(ece, metrics.GetProperty("ece").GetProperty("value").GetDouble(), 12);
+        Assert.Equal(40, metrics.GetProperty("reliability").EnumerateArray().Sum(b => b.GetProperty("n").GetInt32()));
+        Assert.Equal(Calibration.EstimatedAuroc(scores), report.GetProperty("estimated").GetProperty("auroc").GetDouble(), 12);
         var tp = Enumerable.Range(0, 40).Count(i => labels[i] == 1 && scores[i] >= median);
         Assert.Equal((double)tp / labels.Sum(), metrics.GetProperty("sensitivity").GetProperty("value").GetDouble(), 12);
 

@@ -208,7 +208,8 @@ public static class OutcomesApi
 
     /// <summary>
     /// n, positives, AUROC (DeLong CI), AUPRC, Brier, calibration intercept and slope, and
-    /// sensitivity, specificity, PPV and NPV at the threshold (Wilson CIs), over the predictions of a
+    /// sensitivity, specificity, PPV and NPV at the threshold (Wilson CIs), ECE over 10 bins with the
+    /// reliability curve, and the AUROC estimated from every scored prediction, over the predictions of a
     /// version and window that have outcomes. The score is the first FP32/FP64 output's element 0
     /// (element 1 of a [-1, 2] output: the positive class).
     /// </summary>
@@ -240,6 +241,26 @@ public static class OutcomesApi
             scores.Add(score);
         }
 
+        // Before (or beside) the outcomes: what every scored prediction of the window implies, if the model is calibrated.
+        var allScores = new List<double>();
+        foreach (var prediction in await store.QueryAsync(new PredictionQuery(model, version, from, to, null, 0, 100_000), context.RequestAborted).ConfigureAwait(false))
+        {
+            if (prediction.Payload.Length > 0 && Score(envelopes.Decrypt(prediction.Payload, Encoding.UTF8.GetBytes(prediction.RequestId))) is { } score and >= 0 and <= 1)
+            {
+                allScores.Add(score);
+            }
+        }
+
+        double? estimated = null;
+        try
+        {
+            estimated = allScores.Count >= MinimumOutcomes ? Calibration.EstimatedAuroc(allScores) : null;
+        }
+        catch (StatisticsException)
+        {
+            // Every score 0 or 1: nothing to estimate from.
+        }
+
         var positives = (int)labels.Sum();
         await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
         {
@@ -253,6 +274,15 @@ public static class OutcomesApi
             w.WriteNumber("n", labels.Count);
             w.WriteNumber("positives", positives);
             w.WriteNumber("threshold", threshold);
+            if (estimated is { } estimate)
+            {
+                w.WriteStartObject("estimated");
+                w.WriteNumber("n", allScores.Count);
+                w.WriteNumber("auroc", estimate);
+                w.WriteString("assumption", "confidence-based: the AUROC the scores imply if the model is calibrated on this population (no outcomes used)");
+                w.WriteEndObject();
+            }
+
             if (labels.Count < MinimumOutcomes || positives == 0 || positives == labels.Count)
             {
                 w.WriteString("insufficient", $"performance needs at least {MinimumOutcomes} outcomes with both classes; this window has {labels.Count} ({positives} positive)");
@@ -274,6 +304,25 @@ public static class OutcomesApi
             catch (StatisticsException)
             {
                 // Scores at 0 or 1, or separation: the fit has no answer, and the metric is left out.
+            }
+
+            if (scores.All(x => x is >= 0 and <= 1))
+            {
+                var (ece, bins) = Calibration.ExpectedCalibrationError(labels, scores);
+                Metric(w, "ece", ece);
+                w.WriteStartArray("reliability");
+                foreach (var bin in bins)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("low", bin.Low);
+                    w.WriteNumber("high", bin.High);
+                    w.WriteNumber("n", bin.Count);
+                    w.WriteNumber("mean_score", bin.MeanScore);
+                    w.WriteNumber("observed_rate", bin.ObservedRate);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
             }
 
             int tp = 0, fp = 0, tn = 0, fn = 0;

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import roc_auc_score, average_precision_score, brier_score_loss
+from sklearn.calibration import calibration_curve
 import statsmodels.api as sm
 from statsmodels.stats.proportion import proportions_ztest, proportion_confint
 from statsmodels.stats.multitest import multipletests
@@ -73,6 +74,12 @@ for k in range(20):
         "auroc": roc_auc_score(labels, scores), "auprc": average_precision_score(labels, scores),
         "brier": brier_score_loss(labels, scores),
         "calibration_intercept": float(fit.params[0]), "calibration_slope": float(fit.params[1])}}
+    prob_true, prob_pred = calibration_curve(labels, scores, n_bins=10, strategy="uniform")
+    counts_b = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], scores), minlength=10)
+    counts_b = counts_b[counts_b > 0]
+    c["calibration_bins"] = {"in": {"labels": labels, "scores": scores}, "out": {
+        "mean_score": prob_pred.tolist(), "observed_rate": prob_true.tolist(),
+        "ece": float(np.sum(counts_b / len(scores) * np.abs(prob_pred - prob_true)))}}
     p1, p2 = round(float(rng.uniform(0.05, 0.5)), 2), round(float(rng.uniform(0.05, 0.5)), 2)
     if p1 == p2:
         p2 = round(p2 + 0.03, 2)
