@@ -91,8 +91,23 @@ public sealed class OutcomesTests
     [Fact]
     public async Task Bad_outcomes_are_refused_naming_the_record_and_field_and_a_key_needs_outcomes_write()
     {
-        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        // A join window of one minute: a patient's outcome observed two minutes after the prediction joins nothing.
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Outcomes:JoinWindow"] = "00:01:00" });
         using var client = server.Client(server.AdminKey);
+        var values = string.Join(",", Enumerable.Repeat("0.5", 30));
+        using (var inferred = await client.PostAsync("/v2/models/risk/infer", new StringContent(
+            $$"""{"parameters":{"patient_id":"MRN-LATE"},"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{values}}]}]}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, inferred.StatusCode);
+        }
+
+        foreach (var (observed, matched) in new[] { (DateTimeOffset.UtcNow.AddMinutes(2), 0), (DateTimeOffset.UtcNow.AddSeconds(30), 1) })
+        {
+            using var late = await client.PostAsync("/v1/outcomes", new StringContent(
+                JsonSerializer.Serialize(new[] { new { model = "risk", patient_id = "MRN-LATE", observed_at = observed.ToString("O"), label = 1 } }), Encoding.UTF8, "application/json"));
+            Assert.Equal(matched, (await ServerFixture.JsonAsync(late)).GetProperty("matched").GetInt32());
+        }
+
         foreach (var (body, message) in new[]
         {
             ("""[{"request_id":"a","label":2}]""", "outcome 0: 'label' must be 0 or 1"),

@@ -31,6 +31,8 @@ public sealed class ServerOptions
 
     public Security.JournalSettings Journal { get; set; } = new();
 
+    public Security.OutcomesOptions Outcomes { get; set; } = new();
+
     public Security.LimitsOptions Limits { get; set; } = new();
 
     public Security.EncryptionOptions Encryption { get; set; } = new();

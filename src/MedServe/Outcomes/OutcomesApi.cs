@@ -22,9 +22,6 @@ namespace MedServe.Outcomes;
 /// </summary>
 public static class OutcomesApi
 {
-    /// <summary>How far back a patient's outcome looks for the prediction it judges.</summary>
-    public static readonly TimeSpan JoinWindow = TimeSpan.FromDays(30);
-
     /// <summary>Fewer outcomes than this (or one class only) give no figures, only the counts.</summary>
     public const int MinimumOutcomes = 20;
 
@@ -40,8 +37,9 @@ public static class OutcomesApi
     private sealed record Incoming(int Index, string? Id, string? Model, string? PatientId, DateTimeOffset? ObservedAt, double? Label, double? Value);
 
     private static async Task Post(HttpContext context, IPredictionStore store, PredictionProjectionService projection, AuditTrail trail,
-        EnvelopeEncryption envelopes, Pseudonymizer pseudonyms, TimeProvider time)
+        EnvelopeEncryption envelopes, Pseudonymizer pseudonyms, TimeProvider time, Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions> options)
     {
+        var window = options.Value.Outcomes.JoinWindow;
         List<Incoming> records;
         try
         {
@@ -62,7 +60,7 @@ public static class OutcomesApi
         {
             var prediction = record.Id is not null
                 ? await store.FindAsync(record.Id, context.RequestAborted).ConfigureAwait(false)
-                : await store.FindLatestForPatientAsync(record.Model!, pseudonyms.Pseudonym(record.PatientId!), record.ObservedAt!.Value, record.ObservedAt.Value - JoinWindow, context.RequestAborted).ConfigureAwait(false);
+                : await store.FindLatestForPatientAsync(record.Model!, pseudonyms.Pseudonym(record.PatientId!), record.ObservedAt!.Value, record.ObservedAt.Value - window, context.RequestAborted).ConfigureAwait(false);
             if (prediction is null)
             {
                 unmatched++;

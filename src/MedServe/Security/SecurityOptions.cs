@@ -135,6 +135,13 @@ public sealed class LimitsOptions
 /// <c>id:base64key</c> (the last is current; rotation appends one) from a file or the setting
 /// itself (MEDSERVE_ENCRYPTION__MASTER_KEYS); neither creates secrets/master.keys on first start.
 /// </summary>
+/// <summary>MedServe:Outcomes: how outcomes meet their predictions.</summary>
+public sealed class OutcomesOptions
+{
+    /// <summary>How far before its observed_at an outcome named by patient looks for that patient's latest prediction.</summary>
+    public TimeSpan JoinWindow { get; set; } = TimeSpan.FromDays(30);
+}
+
 public sealed class EncryptionOptions
 {
     public string? MasterKeyFile { get; set; }
