@@ -9,6 +9,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     KeysCommand.Create(),
     AuditCommand.Create(),
     StatsCommand.Create(),
+    OutcomesCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

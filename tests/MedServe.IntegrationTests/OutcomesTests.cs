@@ -89,6 +89,42 @@ public sealed class OutcomesTests
     }
 
     [Fact]
+    public async Task Outcomes_import_from_a_file_in_batches_with_totals()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>());
+        using var client = server.Client(server.AdminKey);
+        var values = string.Join(",", Enumerable.Repeat("0.25", 30));
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var inferred = await client.PostAsync("/v2/models/risk/infer", new StringContent(
+                $$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{values}}]}]}""", Encoding.UTF8, "application/json"));
+            ids.Add(inferred.Headers.GetValues("X-Request-Id").Single());
+        }
+
+        var file = Path.Combine(server.Root, "outcomes.ndjson");
+        await File.WriteAllLinesAsync(file, ids.Select((id, i) => $"{{\"request_id\":\"{id}\",\"label\":{i % 2}}}").Append("{\"request_id\":\"unknown\",\"label\":1}"));
+
+        var output = new StringWriter();
+        var previous = Console.Out;
+        Console.SetOut(output);
+        int exit;
+        try
+        {
+            exit = await new System.CommandLine.RootCommand { MedServe.Cli.OutcomesCommand.Create() }
+                .Parse(["outcomes", "import", file, "--batch", "4", "--server", server.HttpAddress.ToString(), "--api-key", server.AdminKey]).InvokeAsync();
+        }
+        finally
+        {
+            Console.SetOut(previous);
+        }
+
+        Assert.True(exit == 0, output.ToString());
+        Assert.Contains("imported 4 of 6", output.ToString());
+        Assert.Contains("accepted 6, matched 5, unmatched 1, duplicates 0, conflicts 0", output.ToString());
+    }
+
+    [Fact]
     public async Task Bad_outcomes_are_refused_naming_the_record_and_field_and_a_key_needs_outcomes_write()
     {
         // A join window of one minute: a patient's outcome observed two minutes after the prediction joins nothing.
