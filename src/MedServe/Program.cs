@@ -10,6 +10,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     AuditCommand.Create(),
     StatsCommand.Create(),
     OutcomesCommand.Create(),
+    PerformanceCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

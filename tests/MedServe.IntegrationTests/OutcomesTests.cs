@@ -80,6 +80,23 @@ public sealed class OutcomesTests
         var tp = Enumerable.Range(0, 40).Count(i => labels[i] == 1 && scores[i] >= median);
         Assert.Equal((double)tp / labels.Sum(), metrics.GetProperty("sensitivity").GetProperty("value").GetDouble(), 12);
 
+        // The same report on the command line.
+        var printed = new StringWriter();
+        var previous = Console.Out;
+        Console.SetOut(printed);
+        try
+        {
+            Assert.Equal(0, await new System.CommandLine.RootCommand { MedServe.Cli.PerformanceCommand.Create() }
+                .Parse(["performance", "risk", "--version", "1", "--server", server.HttpAddress.ToString(), "--api-key", server.AdminKey]).InvokeAsync());
+        }
+        finally
+        {
+            Console.SetOut(previous);
+        }
+
+        Assert.Contains("risk: 40 outcomes", printed.ToString());
+        Assert.Contains($"auroc                  {auroc.Value:0.000}", printed.ToString());
+
         // Outcomes are journal records, their labels encrypted; the performance read is journaled too.
         var journal = server.Services.GetRequiredService<AuditJournal>();
         await journal.Writer!.FlushAsync();
