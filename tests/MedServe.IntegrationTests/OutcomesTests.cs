@@ -167,6 +167,7 @@ public sealed class OutcomesTests
             ("""[{"request_id":"a","label":1},{"label":0}]""", "outcome 1: name its prediction"),
             ("""[{"model":"risk","patient_id":"p","observed_at":"yesterday","label":1}]""", "'observed_at'"),
             ("""[{"request_id":"a","label":1,"value":3}]""", "exactly one of 'label'"),
+            ("""[{"model":"risk","patient_id":" MRN-7","observed_at":"2026-12-01T00:00:00Z","label":1}]""", "leading or trailing whitespace"),
             ("not json", "not JSON outcomes"),
         })
         {

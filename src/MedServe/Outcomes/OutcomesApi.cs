@@ -185,6 +185,19 @@ public static class OutcomesApi
 
         var model = Text(e, "model", where);
         var patient = Text(e, "patient_id", where);
+        if (patient is not null)
+        {
+            // The same reading as an inference's patient_id, so both give the same pseudonym; the value is never echoed.
+            try
+            {
+                patient = AuditDetails.PatientIdOf(Inference.InferenceParameter.Of(patient));
+            }
+            catch (Inference.InferenceException refused)
+            {
+                throw new StatisticsException($"{where}: {refused.Message}");
+            }
+        }
+
         var observed = Text(e, "observed_at", where);
         if (model is null || patient is null || observed is null)
         {
