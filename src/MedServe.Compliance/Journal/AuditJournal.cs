@@ -68,7 +68,7 @@ public sealed class AuditJournal : IAsyncDisposable
 
     /// <summary>Up to the head the writer last made durable (a live log reads as one snapshot); a closed journal against its anchor file.</summary>
     public JournalVerdict Verify() =>
-        JournalVerifier.Verify(Folder, PublicKey, Writer is null ? JournalAnchor.ReadFile(AnchorPath) : Writer.Head ?? JournalAnchor.ReadFile(AnchorPath), Archives);
+        JournalVerifier.Verify(Folder, PublicKey, Writer?.Head ?? JournalAnchor.ReadFile(AnchorPath), Archives);
 
     /// <summary>Audit records (checkpoints left out) with from &lt;= time &lt; to, in chain order, up to the durable head.</summary>
     public IReadOnlyList<AuditRecord> ReadRange(DateTimeOffset from, DateTimeOffset to) =>

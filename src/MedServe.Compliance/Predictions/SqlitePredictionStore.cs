@@ -176,7 +176,7 @@ public sealed class SqlitePredictionStore : IPredictionStore
     }
 
     public async Task<StoredPrediction?> FindAsync(string id, CancellationToken cancellationToken = default) =>
-        (await SelectAsync("WHERE request_id = $id UNION ALL " + Select + " WHERE client_request_id = $id AND client_request_id <> '' ORDER BY seq DESC LIMIT 1", cancellationToken, ("$id", id)).ConfigureAwait(false)).FirstOrDefault();
+        (await SelectAsync("WHERE request_id = $id OR (client_request_id = $id AND client_request_id <> '') ORDER BY request_id = $id DESC, seq DESC LIMIT 1", cancellationToken, ("$id", id)).ConfigureAwait(false)).FirstOrDefault();
 
     public async Task<StoredPrediction?> FindLatestForPatientAsync(string model, string pseudonym, DateTimeOffset before, DateTimeOffset notBefore, CancellationToken cancellationToken = default) =>
         (await SelectAsync("WHERE model = $m AND patient = $p AND time_us < $before AND time_us >= $after ORDER BY time_us DESC, seq DESC LIMIT 1", cancellationToken,

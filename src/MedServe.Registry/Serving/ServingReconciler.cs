@@ -167,7 +167,8 @@ public sealed partial class ServingReconciler(
     private async Task<ServingStatus> ReconcileOnceAsync(string model, CancellationToken cancellationToken)
     {
         {
-            if (await store.GetModelAsync(model, cancellationToken).ConfigureAwait(false) is null && models.IsManaged(model))
+            var registered = await store.GetModelAsync(model, cancellationToken).ConfigureAwait(false) is not null;
+            if (!registered && models.IsManaged(model))
             {
                 // Deleted from the registry: it serves no more, and its materialized folder goes, so a restart does not bring it back.
                 models.SetManagedBy(model, null);
@@ -181,7 +182,7 @@ public sealed partial class ServingReconciler(
                 return Record(new ServingStatus(model, null, null, null));
             }
 
-            if (await store.GetModelAsync(model, cancellationToken).ConfigureAwait(false) is null)
+            if (!registered)
             {
                 return Record(new ServingStatus(model, null, models.ServingVersion(model), "not in the registry"));
             }

@@ -72,31 +72,20 @@ public sealed partial class AuditTrail(IServiceProvider services, Pseudonymizer 
     public Task RecordSystemAsync(string action, string resource, string outcome) =>
         Enabled ? RecordAsync(SystemActor, action, resource, outcome, AuditMiddleware.NewRequestId(), "", null) : Task.CompletedTask;
 
+    /// <summary>The record, built once: an action's fields, and an inference's model, version, client id, latency and encrypted payload.</summary>
     private JournalEntry Entry(ClaimsPrincipal user, string action, string resource, string outcome, string requestId, string client, string? patientId, AuditDetails? details, JournalKind kind)
     {
         var pseudonym = string.IsNullOrEmpty(patientId) ? "" : pseudonyms.Pseudonym(patientId);
-        var entry = new JournalEntry(time.GetUtcNow(), kind, Actor(user), action, resource, outcome, requestId, client, pseudonym);
-        if (details is null)
+        var inference = details?.Model is not null;
+        return new JournalEntry(time.GetUtcNow(), inference ? JournalKind.Inference : kind, Actor(user), action, resource, outcome, requestId, client, pseudonym)
         {
-            return entry;
-        }
-
-        var latency = details.StartTimestamp == 0 ? 0 : (long)time.GetElapsedTime(details.StartTimestamp).TotalMicroseconds;
-        if (details.Model is null)
-        {
-            return entry with { LatencyMicroseconds = latency };
-        }
-
-        return entry with
-        {
-            Kind = JournalKind.Inference,
-            Model = details.Model,
-            Version = details.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ClientRequestId = details.ClientRequestId ?? "",
-            LatencyMicroseconds = latency,
+            LatencyMicroseconds = details is { StartTimestamp: not 0 } ? (long)time.GetElapsedTime(details.StartTimestamp).TotalMicroseconds : 0,
+            Model = details?.Model ?? "",
+            Version = inference ? details!.Version.ToString(System.Globalization.CultureInfo.InvariantCulture) : "",
+            ClientRequestId = details?.ClientRequestId ?? "",
 
             // Bound to the request id: an envelope moved into another record does not decrypt.
-            Payload = details.Prediction is { } prediction ? envelopes.EncryptRecord(prediction, System.Text.Encoding.UTF8.GetBytes(requestId)) : default,
+            Payload = details?.Prediction is { } prediction ? envelopes.EncryptRecord(prediction, System.Text.Encoding.UTF8.GetBytes(requestId)) : default,
         };
     }
 
