@@ -17,7 +17,8 @@ public static class StatisticsKinds
     [
         "two_proportion_ztest", "welch_ttest", "mann_whitney_u", "chi2_independence", "srm_chi2", "wasserstein",
         "jensen_shannon_distance", "psi", "clinical_metrics", "sample_size_two_proportions", "wilson_interval",
-        "holm", "benjamini_hochberg", "calibration_bins", "estimated_auroc",
+        "holm", "benjamini_hochberg", "calibration_bins", "estimated_auroc", "ks_2samp", "sample_size_ttest", "regression_metrics",
+        "proportion_difference",
     ];
 
     public static IReadOnlyDictionary<string, object> Run(string kind, JsonElement input)
@@ -47,6 +48,19 @@ public static class StatisticsKinds
             "benjamini_hochberg" => new Dictionary<string, object> { ["adjusted"] = Intervals.BenjaminiHochberg(Array(input, "p_values")) },
             "calibration_bins" => Bins(Calibration.ExpectedCalibrationError(Array(input, "labels"), Array(input, "scores"), (int)Number(input, "bins", 10))),
             "estimated_auroc" => new Dictionary<string, object> { ["auroc"] = Calibration.EstimatedAuroc(Array(input, "scores")), ["assumption"] = "the scores are calibrated on this population" },
+            "ks_2samp" => Pack(KolmogorovSmirnov.TwoSample(Array(input, "reference"), Array(input, "current")), r => new() { ["d"] = r.D, ["p"] = r.P }),
+            "sample_size_ttest" => new Dictionary<string, object>
+            {
+                ["n_per_arm"] = Intervals.SampleSizeTTest(Number(input, "cohens_d"), Number(input, "alpha", 0.05), Number(input, "power", 0.8)),
+            },
+            "regression_metrics" => Pack(RegressionMetrics.Compute(Array(input, "values"), Array(input, "predictions")), r => new()
+            {
+                ["n"] = r.N,
+                ["mae"] = r.MeanAbsoluteError.Value, ["mae_ci_low"] = r.MeanAbsoluteError.Low, ["mae_ci_high"] = r.MeanAbsoluteError.High,
+                ["mean_error"] = r.MeanError.Value, ["mean_error_ci_low"] = r.MeanError.Low, ["mean_error_ci_high"] = r.MeanError.High,
+                ["rmse"] = r.RootMeanSquaredError, ["r2"] = r.RSquared,
+            }),
+            "proportion_difference" => ProportionDifference(Array(input, "successes"), Array(input, "trials")),
             _ => throw new StatisticsException($"unknown statistic '{(kind.Length > 40 ? kind[..40] : kind)}'; the kinds are {string.Join(", ", Names)}"),
         };
 
@@ -64,7 +78,7 @@ public static class StatisticsKinds
     private static Dictionary<string, object> Clinical(double[] labels, double[] scores)
     {
         var auroc = ClinicalMetrics.AurocWithInterval(labels, scores);
-        var (intercept, slope) = ClinicalMetrics.CalibrationFit(labels, scores);
+        var (intercept, slope) = ClinicalMetrics.CalibrationFitWithIntervals(labels, scores);
         return new Dictionary<string, object>
         {
             ["auroc"] = auroc.Value,
@@ -72,9 +86,24 @@ public static class StatisticsKinds
             ["auroc_ci_high"] = auroc.High,
             ["auprc"] = ClinicalMetrics.AveragePrecision(labels, scores),
             ["brier"] = ClinicalMetrics.Brier(labels, scores),
-            ["calibration_intercept"] = intercept,
-            ["calibration_slope"] = slope,
+            ["calibration_intercept"] = intercept.Value,
+            ["calibration_intercept_ci_low"] = intercept.Low,
+            ["calibration_intercept_ci_high"] = intercept.High,
+            ["calibration_slope"] = slope.Value,
+            ["calibration_slope_ci_low"] = slope.Low,
+            ["calibration_slope_ci_high"] = slope.High,
         };
+    }
+
+    private static Dictionary<string, object> ProportionDifference(double[] successes, double[] trials)
+    {
+        if (successes.Length != 2 || trials.Length != 2)
+        {
+            throw new StatisticsException("'successes' and 'trials' must each hold 2 counts (first group, second group)");
+        }
+
+        var (difference, low, high) = Intervals.NewcombeDifference(successes[0], trials[0], successes[1], trials[1]);
+        return new() { ["difference"] = difference, ["low"] = low, ["high"] = high };
     }
 
     private static Dictionary<string, object> Bins((double Ece, IReadOnlyList<ReliabilityBin> Bins) result) => new()

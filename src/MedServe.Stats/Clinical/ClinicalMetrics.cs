@@ -38,12 +38,18 @@ public static class ClinicalMetrics
     /// <summary>AUROC with DeLong's variance (DeLong, DeLong and Clarke-Pearson 1988) and a normal 95% interval, clipped to [0, 1].</summary>
     public static Estimate AurocWithInterval(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
     {
+        var (auc, variance) = AurocWithVariance(labels, scores);
+        var half = Normal.InvCDF(0, 1, 0.975) * Math.Sqrt(variance);
+        return new Estimate(auc, Math.Max(0, auc - half), Math.Min(1, auc + half));
+    }
+
+    /// <summary>AUROC and DeLong's variance of it, for intervals of differences between independent samples.</summary>
+    public static (double Auc, double Variance) AurocWithVariance(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
+    {
         Check(labels, scores);
         var (positives, negatives) = Split(labels, scores);
         var (auc, v10, v01) = Placements(positives, negatives);
-        var variance = (Variance(v10) / positives.Length) + (Variance(v01) / negatives.Length);
-        var half = Normal.InvCDF(0, 1, 0.975) * Math.Sqrt(variance);
-        return new Estimate(auc, Math.Max(0, auc - half), Math.Min(1, auc + half));
+        return (auc, (Variance(v10) / positives.Length) + (Variance(v01) / negatives.Length));
     }
 
     /// <summary>scikit-learn <c>average_precision_score</c>: sum over thresholds of (R_n - R_{n-1}) P_n.</summary>
@@ -100,6 +106,17 @@ public static class ClinicalMetrics
     /// </summary>
     public static (double Intercept, double Slope) CalibrationFit(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
     {
+        var (intercept, slope) = CalibrationFitWithIntervals(labels, scores);
+        return (intercept.Value, slope.Value);
+    }
+
+    /// <summary>
+    /// The calibration fit with statsmodels' Wald intervals (<c>fit().conf_int()</c>): each
+    /// coefficient plus or minus z(0.975) times the square root of its diagonal entry of the
+    /// inverse Fisher information at the fit.
+    /// </summary>
+    public static (Estimate Intercept, Estimate Slope) CalibrationFitWithIntervals(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
+    {
         Check(labels, scores);
         CheckScores(scores);
         if (scores.Any(s => s is <= 0 or >= 1))
@@ -135,11 +152,35 @@ public static class ClinicalMetrics
             b1 += d1;
             if (Math.Abs(d0) + Math.Abs(d1) < 1e-13 * (1 + Math.Abs(b0) + Math.Abs(b1)))
             {
-                return (b0, b1);
+                var (v0, v1) = InverseInformationDiagonal(b0, b1, x);
+                return (Wald(b0, v0), Wald(b1, v1));
             }
         }
 
         throw new StatisticsException("the calibration fit did not converge (perfect separation?)");
+    }
+
+    /// <summary>The diagonal of the inverse information matrix of the logistic fit at (b0, b1).</summary>
+    private static (double V0, double V1) InverseInformationDiagonal(double b0, double b1, double[] x)
+    {
+        double h00 = 0, h01 = 0, h11 = 0;
+        foreach (var xi in x)
+        {
+            var p = 1 / (1 + Math.Exp(-(b0 + (b1 * xi))));
+            var w = p * (1 - p);
+            h00 += w;
+            h01 += w * xi;
+            h11 += w * xi * xi;
+        }
+
+        var determinant = (h00 * h11) - (h01 * h01);
+        return (h11 / determinant, h00 / determinant);
+    }
+
+    private static Estimate Wald(double value, double variance)
+    {
+        var half = Normal.InvCDF(0, 1, 0.975) * Math.Sqrt(variance);
+        return new Estimate(value, value - half, value + half);
     }
 
     private static void CheckScores(IReadOnlyList<double> scores)

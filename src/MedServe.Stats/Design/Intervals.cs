@@ -23,6 +23,21 @@ public static class Intervals
         return (center - half, center + half);
     }
 
+    /// <summary>
+    /// The difference of two independent proportions, p1 - p2, with Newcombe's hybrid score
+    /// interval from the two Wilson intervals: statsmodels
+    /// <c>confint_proportions_2indep(c1, n1, c2, n2, method="newcomb", compare="diff")</c>.
+    /// </summary>
+    public static (double Difference, double Low, double High) NewcombeDifference(double successes1, double trials1, double successes2, double trials2, double alpha = 0.05)
+    {
+        var (l1, u1) = Wilson(successes1, trials1, alpha);
+        var (l2, u2) = Wilson(successes2, trials2, alpha);
+        double p1 = successes1 / trials1, p2 = successes2 / trials2, difference = p1 - p2;
+        return (difference,
+            difference - Math.Sqrt(((p1 - l1) * (p1 - l1)) + ((u2 - p2) * (u2 - p2))),
+            difference + Math.Sqrt(((u1 - p1) * (u1 - p1)) + ((p2 - l2) * (p2 - l2))));
+    }
+
     /// <summary>statsmodels <c>multipletests(p, method="holm")</c>: adjusted p-values in the input's order.</summary>
     public static double[] Holm(IReadOnlyList<double> p)
     {
@@ -96,6 +111,68 @@ public static class Intervals
         {
             var mid = (low + high) / 2;
             if (Power(mid) < power)
+            {
+                low = mid;
+            }
+            else
+            {
+                high = mid;
+            }
+        }
+
+        return (low + high) / 2;
+    }
+
+    /// <summary>
+    /// Per-arm sample size for a two-sided two-sample t-test of effect <paramref name="cohensD"/>:
+    /// statsmodels <c>TTestIndPower().solve_power(d, alpha=alpha, power=power, ratio=1)</c>, whose
+    /// power is the noncentral t's mass beyond both critical values (df = 2n - 2, noncentrality
+    /// d * sqrt(n / 2)), solved to 1e-10.
+    /// </summary>
+    public static double SampleSizeTTest(double cohensD, double alpha, double power)
+    {
+        Require.Probability(alpha, "alpha");
+        Require.Probability(power, "power");
+        var d = Math.Abs(cohensD);
+        if (!(d > 0) || !double.IsFinite(d))
+        {
+            throw new StatisticsException("'cohens_d' must be a finite number other than 0");
+        }
+
+        double Power(double n)
+        {
+            var df = (2 * n) - 2;
+            var nc = d * Math.Sqrt(n / 2);
+            var upper = StudentT.InvCDF(0, 1, df, 1 - (alpha / 2));
+            return (1 - NoncentralT.Cdf(upper, df, nc)) + NoncentralT.Cdf(-upper, df, nc);
+        }
+
+        // The power climbs with n from 2 (df 2) on; below that the t has no degrees of freedom.
+        return Solve(Power, power, 2, "cohens_d");
+    }
+
+    /// <summary>The n at which an increasing power reaches <paramref name="target"/>, by bisection to 1e-12 relative.</summary>
+    private static double Solve(Func<double, double> power, double target, double low, string field)
+    {
+        var high = Math.Max(low * 2, 4);
+        while (power(high) < target)
+        {
+            high *= 2;
+            if (high > 1e12)
+            {
+                throw new StatisticsException($"the sample size is beyond any study: check '{field}' and 'power'");
+            }
+        }
+
+        if (power(low) >= target)
+        {
+            return low;
+        }
+
+        for (var i = 0; i < 200 && high - low > 1e-12 * high; i++)
+        {
+            var mid = (low + high) / 2;
+            if (power(mid) < target)
             {
                 low = mid;
             }

@@ -12,7 +12,9 @@ from sklearn.calibration import calibration_curve
 import statsmodels.api as sm
 from statsmodels.stats.proportion import proportions_ztest, proportion_confint
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.stats.proportion import confint_proportions_2indep
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 
 def r(a):
@@ -91,7 +93,39 @@ for k in range(20):
     ps = [round(float(x), 4) for x in rng.uniform(0, 0.2, 3 + k % 7)]
     c["holm"] = {"in": {"p_values": ps}, "out": {"adjusted": multipletests(ps, method="holm")[1].tolist()}}
     c["benjamini_hochberg"] = {"in": {"p_values": ps}, "out": {"adjusted": multipletests(ps, method="fdr_bh")[1].tolist()}}
+    # Calibration fit intervals: statsmodels' Wald intervals (conf_int) of the same fit.
+    ci = fit.conf_int(alpha=0.05)
+    c["clinical_metrics"]["out"].update({"calibration_intercept_ci_low": float(ci[0][0]), "calibration_intercept_ci_high": float(ci[0][1]),
+        "calibration_slope_ci_low": float(ci[1][0]), "calibration_slope_ci_high": float(ci[1][1])})
+    # KS: sizes from a handful to 1500 so n = round(n1 n2 / (n1 + n2)) reaches each of scipy's methods.
+    k1, k2 = [(6, 9), (12, 15), (30, 25), (60, 80), (120, 200), (200, 400), (300, 1500), (1000, 500), (800, 1200), (40, 45)][k % 10]
+    shift = [0.0, 0.15, 0.3, 0.6][k % 4] * (1 + k // 10)
+    ra = r(rng.normal(0, 1, k1)); rb = r(rng.normal(shift, 1 + 0.2 * (k % 3), k2))
+    ks = stats.ks_2samp(ra, rb, method="asymp")
+    c["ks_2samp"] = {"in": {"reference": ra, "current": rb}, "out": {"d": float(ks.statistic), "p": float(ks.pvalue)}}
+    d = round(float(rng.uniform(0.1, 1.2)), 2)
+    c["sample_size_ttest"] = {"in": {"cohens_d": d, "alpha": 0.05, "power": 0.8}, "out": {"n_per_arm": float(TTestIndPower().solve_power(effect_size=d, alpha=0.05, power=0.8, ratio=1, alternative="two-sided"))}}
+    # Regression outcomes: sklearn's errors, scipy's t interval of the per-case errors.
+    values = r(rng.normal(50, 10, n)); preds = r(np.array(values) + rng.normal(0.5 * (k % 3), 4, n))
+    err = np.array(preds) - np.array(values)
+    mae_ci = stats.t.interval(0.95, n - 1, loc=np.mean(np.abs(err)), scale=stats.sem(np.abs(err)))
+    me_ci = stats.t.interval(0.95, n - 1, loc=np.mean(err), scale=stats.sem(err))
+    c["regression_metrics"] = {"in": {"values": values, "predictions": preds}, "out": {
+        "mae": mean_absolute_error(values, preds), "mae_ci_low": mae_ci[0], "mae_ci_high": mae_ci[1],
+        "mean_error": float(np.mean(err)), "mean_error_ci_low": me_ci[0], "mean_error_ci_high": me_ci[1],
+        "rmse": float(np.sqrt(mean_squared_error(values, preds))), "r2": r2_score(values, preds)}}
+    lo2, hi2 = confint_proportions_2indep(successes[0], trials[0], successes[1], trials[1], method="newcomb", compare="diff", alpha=0.05)
+    c["proportion_difference"] = {"in": {"successes": successes, "trials": trials}, "out": {
+        "difference": successes[0] / trials[0] - successes[1] / trials[1], "low": lo2, "high": hi2}}
     cases.append(c)
 
+# scipy's kstwo.sf(x, n) on a grid that reaches every branch of its method choice (exact sums,
+# Durbin's matrix, Pomeranz, Pelz-Good, Smirnov's one-sided sum).
+kstwo = []
+for n in [3, 10, 50, 140, 141, 400, 2000, 20000, 150000]:
+    for x in [0.6 / n, 0.9 / n, 1.5 / n, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3, 0.45, 0.55, 0.8, 1 - 1.5 / n]:
+        if 0 < x < 1:
+            kstwo.append({"n": n, "x": x, "sf": float(stats.kstwo.sf(x, n))})
+
 with open("reference.json", "w") as f:
-    json.dump({"generated_by": "make_reference.py with scipy 1.10.1, statsmodels 0.13.5, scikit-learn 1.2.1", "cases": cases}, f, separators=(",", ":"))
+    json.dump({"generated_by": "make_reference.py with scipy 1.10.1, statsmodels 0.13.5, scikit-learn 1.2.1", "cases": cases, "kstwo": kstwo}, f, separators=(",", ":"))
