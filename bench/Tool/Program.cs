@@ -7,6 +7,7 @@
 //   percentiles <h2load log>           p50 and p99 from h2load's per-request log
 //   journal <folder> <appenders> <seconds> <rounds>   durable records/s: the journal against the SQLite audit store
 //   record-cost <folder> <count>      microseconds per step of journaling one risk inference (payload, encryption, record, projection)
+//   outcomes <url> <key> <predictions> <batch>   outcomes/s joined by request id and by patient (bench/outcomes.sh)
 //   stall <url> <key> <conns> <declared> <initial> <seconds>   connections declaring a large body and stalling (bench/memory-burst.sh)
 //   bomb <url> <key> <conns> <decoded>  concurrent gzip bombs of <decoded> zero bytes (bench/memory-burst.sh)
 using MedServe.Bench;
@@ -21,6 +22,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "percentiles" => GrpcLoad.Percentiles(args[1]),
     "journal" => await JournalLoad.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
     "record-cost" => await RecordCost.RunAsync(args[1], Int(args[2])),
+    "outcomes" => await OutcomeLoad.RunAsync(new Uri(args[1]), args[2], Int(args[3]), Int(args[4])),
     "stall" => await MemoryBurst.StallAsync(new Uri(args[1]), args[2], Int(args[3]), long.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), Int(args[5]), double.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture)),
     "bomb" => await MemoryBurst.BombAsync(new Uri(args[1]), args[2], Int(args[3]), Int(args[4])),
     _ => Usage(),

@@ -184,7 +184,7 @@ public sealed class JournalRecordTests(ServerFixture server)
         return JournalVerifier.Read(journal.Folder, 1, int.MaxValue).Single(match);
     }
 
-    private (IReadOnlyList<LoggedTensor> Inputs, IReadOnlyList<LoggedTensor> Outputs, bool Summarised) Decrypt(JournalRecord record)
+    private DecodedPrediction Decrypt(JournalRecord record)
     {
         Assert.NotEqual(0, record.Entry.Payload.Length);
         var clear = server.Service<EnvelopeEncryption>().Decrypt(record.Entry.Payload.Span, Encoding.UTF8.GetBytes(record.Entry.RequestId));

@@ -52,6 +52,39 @@ public sealed class RegistryApiTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task A_monitoring_spec_set_through_the_registry_reaches_the_served_model()
+    {
+        using (await server.PostJsonAsync("/v1/registry/models", """{"name":"icu-risk","description":""}"""))
+        {
+        }
+
+        await Register("icu-risk", "1.0.0", "{}");
+        await PutAlias("icu-risk", "champion", 1, "first");
+        Assert.Equal(MedServe.Repository.MonitoringSpec.Default.Canonical(), server.Models.Find("icu-risk", null).Config.Monitoring.Canonical());
+
+        using (var bad = await server.Client.PutAsync("/v1/registry/models/icu-risk/monitoring", new StringContent("""{"subgroups":["patient_id"]}""")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains("never patient_id", (await ServerFixture.JsonAsync(bad)).GetProperty("error").GetString());
+        }
+
+        using (var set = await server.Client.PutAsync("/v1/registry/models/icu-risk/monitoring", new StringContent("""{"threshold":0.25,"subgroups":["sex"]}""")))
+        {
+            var body = await ServerFixture.JsonAsync(set);
+            Assert.True(set.StatusCode == HttpStatusCode.OK, body.ToString());
+            Assert.Equal(1, body.GetProperty("revision").GetInt64());
+        }
+
+        var served = server.Models.Find("icu-risk", null).Config.Monitoring;
+        Assert.Equal((0.25, "sex"), (served.Threshold, served.Subgroups.Single()));
+        Assert.Equal("1", await ServedVersion("icu-risk"));
+        var history = await ServerFixture.JsonAsync(await server.Client.GetAsync("/v1/registry/models/icu-risk/monitoring"));
+        Assert.Equal(0.25, history.GetProperty("spec").GetProperty("threshold").GetDouble());
+        Assert.Equal(1, history.GetProperty("history").GetArrayLength());
+        Assert.Equal(HttpStatusCode.NotFound, (await server.Client.GetAsync("/v1/registry/models/nobody/monitoring")).StatusCode);
+    }
+
+    [Fact]
     public async Task Registry_errors_say_what_is_wrong()
     {
         using (var created = await server.PostJsonAsync("/v1/registry/models", """{"name":"ward"}"""))

@@ -548,7 +548,9 @@ public sealed partial class ModelManager : IAsyncDisposable
         LogLoaded(name, string.Join(",", selected), config.InstanceCount);
     }
 
-    private static string ReuseKey(ModelConfig config) => ModelConfigJson.ToJson(config with { VersionPolicy = VersionPolicy.Latest(1) });
+    /// <summary>Everything a session set depends on, and what a version carries (journal, monitoring): the config without its version policy.</summary>
+    private static string ReuseKey(ModelConfig config) =>
+        ModelConfigJson.ToJson(config with { VersionPolicy = VersionPolicy.Latest(1) }) + "|" + config.Journal + "|" + config.Monitoring.Canonical();
 
     private ModelVersion LoadVersion(IModelBackend backend, ModelSource source, ModelConfig config, long version)
     {

@@ -30,7 +30,31 @@ public sealed class PredictionCapture(long defaultMaxInputBytes = PredictionPayl
             return null;
         }
 
-        return PredictionPayload.Encode(request.Inputs, result.Outputs, policy.MaxInputBytes ?? DefaultMaxInputBytes);
+        return PredictionPayload.Encode(request.Inputs, result.Outputs, policy.MaxInputBytes ?? DefaultMaxInputBytes, Subgroups(config.Monitoring, request.Parameters));
+    }
+
+    /// <summary>
+    /// The request parameters the model's monitoring spec declares as subgroups, as text (a string,
+    /// integer or boolean of at most 64 characters); any other parameter is not kept.
+    /// </summary>
+    public static List<KeyValuePair<string, string>>? Subgroups(MonitoringSpec spec, IReadOnlyDictionary<string, InferenceParameter>? parameters)
+    {
+        if (spec.Subgroups.Count == 0 || parameters is null)
+        {
+            return null;
+        }
+
+        List<KeyValuePair<string, string>>? kept = null;
+        foreach (var name in spec.Subgroups)
+        {
+            if (parameters.TryGetValue(name, out var value) && value.Kind is ParameterKind.String or ParameterKind.Integer or ParameterKind.Bool
+                && value.ToString() is { Length: > 0 and <= 64 } text)
+            {
+                (kept ??= []).Add(new(name, text));
+            }
+        }
+
+        return kept;
     }
 
     private bool Sampled(string model, double rate)

@@ -15,16 +15,24 @@ public sealed record TensorSummary(long Count, double Min, double Max, double Me
 /// </summary>
 public sealed record LoggedTensor(string Name, TensorDataType DataType, long[] Shape, byte[]? Data, byte[]? Digest, TensorSummary? Summary);
 
+/// <summary>A payload read back: its tensors and the subgroup parameters the model's monitoring spec declared.</summary>
+public sealed record DecodedPrediction(IReadOnlyList<LoggedTensor> Inputs, IReadOnlyList<LoggedTensor> Outputs, bool InputsSummarised, IReadOnlyDictionary<string, string> Subgroups)
+{
+    public void Deconstruct(out IReadOnlyList<LoggedTensor> inputs, out IReadOnlyList<LoggedTensor> outputs, out bool inputsSummarised) =>
+        (inputs, outputs, inputsSummarised) = (Inputs, Outputs, InputsSummarised);
+}
+
 /// <summary>
 /// What the journal keeps of one inference's data: inputs and outputs, in one protocol-neutral
 /// layout whatever frontend they came through (REST JSON, REST binary, gRPC). The bytes are
 /// encrypted before they are written (the caller's job); this type only lays them out.
 /// <code>
-/// payload = version (u8 = 1) | flags (u8: bit 0 = inputs summarised) | inputs | outputs
+/// payload = version (u8 = 1) | flags (u8: bit 0 = inputs summarised, bit 1 = subgroups follow) | inputs | outputs [| subgroups]
 /// tensors = count (u16) | tensor*
 /// tensor  = name length (u16) | name (UTF-8) | datatype (u8, TensorDataType) | rank (u8) | dims (i64 * rank)
 ///           | full: byte length (u32) | bytes
 ///           | summarised: SHA-256 (32 bytes) | count (i64) | min | max | mean | std (f64 each)
+/// subgroups = count (u8) | (name length (u16) | name | value length (u16) | value (UTF-8))*
 /// </code>
 /// </summary>
 public static class PredictionPayload
@@ -34,9 +42,11 @@ public static class PredictionPayload
 
     private const byte Version = 1;
     private const byte InputsSummarised = 1;
+    private const byte HasSubgroups = 2;
     private const int SummaryBytes = 32 + 8 + (8 * 4);
 
-    public static byte[] Encode(IReadOnlyList<InputTensor> inputs, IReadOnlyList<OutputTensor> outputs, long maxInputBytes)
+    public static byte[] Encode(IReadOnlyList<InputTensor> inputs, IReadOnlyList<OutputTensor> outputs, long maxInputBytes,
+        IReadOnlyList<KeyValuePair<string, string>>? subgroups = null)
     {
         long inputBytes = 0;
         foreach (var input in inputs)
@@ -56,10 +66,20 @@ public static class PredictionPayload
             size += TensorHeaderSize(output.Name, output.Shape) + 4 + output.Data.Length;
         }
 
+        var withSubgroups = subgroups is { Count: > 0 };
+        if (withSubgroups)
+        {
+            size += 1;
+            foreach (var (name, value) in subgroups!)
+            {
+                size += 4 + Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(value);
+            }
+        }
+
         var payload = new byte[size];
         var span = payload.AsSpan();
         span[0] = Version;
-        span[1] = summarise ? InputsSummarised : (byte)0;
+        span[1] = (byte)((summarise ? InputsSummarised : 0) | (withSubgroups ? HasSubgroups : 0));
         var at = 2;
         BinaryPrimitives.WriteUInt16LittleEndian(span[at..], checked((ushort)inputs.Count));
         at += 2;
@@ -91,11 +111,28 @@ public static class PredictionPayload
             at = WriteData(span, at, output.Data.Span);
         }
 
+        if (withSubgroups)
+        {
+            span[at++] = checked((byte)subgroups!.Count);
+            foreach (var (name, value) in subgroups)
+            {
+                at = WriteText(span, at, name);
+                at = WriteText(span, at, value);
+            }
+        }
+
         return payload;
     }
 
+    private static int WriteText(Span<byte> span, int at, string text)
+    {
+        var length = Encoding.UTF8.GetBytes(text, span[(at + 2)..]);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[at..], checked((ushort)length));
+        return at + 2 + length;
+    }
+
     /// <summary>Reads a payload back; a <see cref="FormatException"/> names what does not parse.</summary>
-    public static (IReadOnlyList<LoggedTensor> Inputs, IReadOnlyList<LoggedTensor> Outputs, bool InputsSummarised) Decode(ReadOnlySpan<byte> payload)
+    public static DecodedPrediction Decode(ReadOnlySpan<byte> payload)
     {
         if (payload.Length < 6 || payload[0] != Version)
         {
@@ -106,12 +143,29 @@ public static class PredictionPayload
         var at = 2;
         var inputs = ReadTensors(payload, ref at, summarised);
         var outputs = ReadTensors(payload, ref at, false);
+        var subgroups = new Dictionary<string, string>(StringComparer.Ordinal);
+        if ((payload[1] & HasSubgroups) != 0)
+        {
+            var count = Take(payload, ref at, 1)[0];
+            for (var i = 0; i < count; i++)
+            {
+                var name = ReadText(payload, ref at);
+                subgroups[name] = ReadText(payload, ref at);
+            }
+        }
+
         if (at != payload.Length)
         {
             throw new FormatException("the prediction payload has bytes after its outputs");
         }
 
-        return (inputs, outputs, summarised);
+        return new DecodedPrediction(inputs, outputs, summarised, subgroups);
+    }
+
+    private static string ReadText(ReadOnlySpan<byte> payload, ref int at)
+    {
+        var length = BinaryPrimitives.ReadUInt16LittleEndian(Take(payload, ref at, 2));
+        return Encoding.UTF8.GetString(Take(payload, ref at, length));
     }
 
     /// <summary>Count, min, max, mean and population standard deviation of a tensor's elements, in double precision.</summary>

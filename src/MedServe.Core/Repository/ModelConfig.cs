@@ -41,6 +41,9 @@ public sealed record ModelConfig
     /// <summary>What the journal keeps of this model's inferences (MedServe's own <c>journal { }</c> block).</summary>
     public JournalPolicy Journal { get; init; } = JournalPolicy.Default;
 
+    /// <summary>How this model's predictions are judged (MedServe's own <c>monitoring { }</c> block).</summary>
+    public MonitoringSpec Monitoring { get; init; } = MonitoringSpec.Default;
+
     /// <summary>The file each version folder holds.</summary>
     public string ModelFilename => DefaultModelFilename.Length > 0 ? DefaultModelFilename : "model.onnx";
 

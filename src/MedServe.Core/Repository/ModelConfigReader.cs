@@ -21,7 +21,7 @@ public static class ModelConfigReader
         "model_repository_agents", "response_cache",
 
         // MedServe's own: what the inference journal keeps (Triton ignores nothing it does not know, so this stays MedServe-only).
-        "journal",
+        "journal", "monitoring",
     ];
 
     public static ModelConfig ParsePbtxt(string text, string fallbackName, string source = "config.pbtxt") =>
@@ -74,6 +74,7 @@ public static class ModelConfigReader
             Parameters = ReadParameters(context, node),
             Journal = node.One("journal") is { } journal ? ReadJournal(context, Message(context, journal, "journal")) : JournalPolicy.Default,
             Warmup = ReadWarmup(context, node),
+            Monitoring = node.One("monitoring") is { } monitoring ? ReadMonitoring(context, Message(context, monitoring, "monitoring")) : MonitoringSpec.Default,
         };
 
         return config;
@@ -187,6 +188,93 @@ public static class ModelConfigReader
         }
 
         return new JournalPolicy(cap, rate);
+    }
+
+    /// <summary>
+    /// <c>monitoring { score_output positive_index threshold subgroups subgroup_margin feature_names output_range { min max } }</c>;
+    /// also what the registry's monitoring spec holds (<see cref="ParseMonitoringJson"/>).
+    /// </summary>
+    private static MonitoringSpec ReadMonitoring(Context context, ConfigNode node)
+    {
+        const string where = "monitoring";
+        string[] known = ["score_output", "positive_index", "threshold", "subgroups", "subgroup_margin", "feature_names", "output_range"];
+        foreach (var (key, _) in node.Fields)
+        {
+            if (!known.Contains(key))
+            {
+                throw context.Error($"{where}: unknown field '{key}' (expected {string.Join(", ", known)})");
+            }
+        }
+
+        var subgroups = node.All("subgroups").Select(v => v.Scalar ?? throw context.Error($"{where}.subgroups: expected names")).ToList();
+        foreach (var subgroup in subgroups)
+        {
+            if (!MonitoringSpec.SubgroupName().IsMatch(subgroup) || subgroup == "patient_id")
+            {
+                throw context.Error($"{where}.subgroups: '{(subgroup.Length > 64 ? subgroup[..64] : subgroup)}' is not a parameter name (a lower-case letter, then up to 63 of a-z, 0-9, _; never patient_id)");
+            }
+        }
+
+        if (subgroups.Distinct(StringComparer.Ordinal).Count() != subgroups.Count || subgroups.Count > 16)
+        {
+            throw context.Error($"{where}.subgroups: at most 16, each named once");
+        }
+
+        var features = node.All("feature_names").Select(v => v.Scalar is { Length: > 0 and <= 128 } name ? name : throw context.Error($"{where}.feature_names: expected names of 1 to 128 characters")).ToList();
+        double? min = null, max = null;
+        if (node.One("output_range") is { } range)
+        {
+            var message = Message(context, range, $"{where}.output_range");
+            min = message.One("min") is null ? null : Number(context, message, "min", $"{where}.output_range", double.MinValue, double.MaxValue);
+            max = message.One("max") is null ? null : Number(context, message, "max", $"{where}.output_range", double.MinValue, double.MaxValue);
+            if (min > max)
+            {
+                throw context.Error($"{where}.output_range: min is above max");
+            }
+        }
+
+        var output = context.String(node, "score_output", where);
+        return new MonitoringSpec
+        {
+            ScoreOutput = string.IsNullOrEmpty(output) ? null : output,
+            PositiveIndex = node.One("positive_index") is null ? null : (int)context.Integer(node, "positive_index", 0, 1 << 20, where),
+            Threshold = node.One("threshold") is null ? 0.5 : Number(context, node, "threshold", where, double.Epsilon, 1 - 1e-12),
+            Subgroups = subgroups,
+            SubgroupMargin = node.One("subgroup_margin") is null ? 0.05 : Number(context, node, "subgroup_margin", where, 0, 1),
+            FeatureNames = features,
+            OutputMin = min,
+            OutputMax = max,
+        };
+    }
+
+    /// <summary>A monitoring spec on its own, in config.json's form (the registry's versioned spec).</summary>
+    public static MonitoringSpec ParseMonitoringJson(string json, string source = "monitoring")
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new ModelConfigException($"{source}: expected a JSON object");
+            }
+
+            return ReadMonitoring(new Context(source), ConfigNode.FromJson(document.RootElement));
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException($"{source}: not valid JSON ({e.Message})");
+        }
+    }
+
+    private static double Number(Context context, ConfigNode node, string field, string where, double min, double max)
+    {
+        var value = node.One(field);
+        if (value?.Scalar is null || !double.TryParse(value.Scalar, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || !double.IsFinite(number))
+        {
+            throw context.Error($"{where}.{field}: expected a number, found '{value}'");
+        }
+
+        return number >= min && number <= max ? number : throw context.Error($"{where}.{field}: {number} is out of range");
     }
 
     private static List<TensorConfig> ReadTensors(Context context, ConfigNode node, string field)

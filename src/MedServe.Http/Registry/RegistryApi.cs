@@ -42,6 +42,8 @@ public static class RegistryApi
         group.MapDelete("/models/{model}/aliases/{alias}", DeleteAlias).RequireAuthorization(Scopes.ModelsWrite);
         group.MapGet("/models/{model}/aliases/history", AliasHistory).RequireAuthorization(Scopes.ModelsRead);
         group.MapPost("/models/{model}/rollback", Rollback).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapPut("/models/{model}/monitoring", SetMonitoring).RequireAuthorization(Scopes.ModelsWrite);
+        group.MapGet("/models/{model}/monitoring", GetMonitoring).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }
 
@@ -250,6 +252,73 @@ public static class RegistryApi
         var status = await reconciler.RollbackAsync(model, Optional(body, "changed_by") ?? "anonymous", Optional(body, "reason") ?? "", context.RequestAborted);
         await Write(context, StatusCodes.Status200OK, w => { w.WriteStartObject(); WriteStatus(w, status); w.WriteEndObject(); });
     });
+
+    /// <summary>A new revision of the model's monitoring spec (config.json's <c>monitoring</c> form, checked as a config is); the served versions take it on the next pass.</summary>
+    private static Task SetMonitoring(HttpContext context, IRegistryStore store, ServingReconciler reconciler, string model) => Guard(context, async () =>
+    {
+        using var body = await ReadJsonAsync(context);
+        var text = body.RootElement.GetRawText();
+        try
+        {
+            MedServe.Repository.ModelConfigReader.ParseMonitoringJson(text);
+        }
+        catch (MedServe.Repository.ModelConfigException e)
+        {
+            throw new RegistryException(RegistryError.Invalid, e.Message);
+        }
+
+        var revision = await store.SetMonitoringAsync(model, text, context.User.Identity is { IsAuthenticated: true, Name: { } name } ? name : "anonymous", context.RequestAborted);
+        var status = await reconciler.ReconcileAsync(model, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            WriteRevision(w, revision);
+            WriteStatus(w, status);
+            w.WriteEndObject();
+        });
+    });
+
+    private static Task GetMonitoring(HttpContext context, IRegistryStore store, string model) => Guard(context, async () =>
+    {
+        if (await store.GetModelAsync(model, context.RequestAborted) is null)
+        {
+            throw new RegistryException(RegistryError.NotFound, $"model '{model}' is not registered");
+        }
+
+        var history = await store.GetMonitoringHistoryAsync(model, context.RequestAborted);
+        await Write(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteStartObject();
+            if (history.Count > 0)
+            {
+                WriteRevision(w, history[^1]);
+            }
+
+            w.WriteStartArray("history");
+            foreach (var revision in history)
+            {
+                w.WriteStartObject();
+                WriteRevision(w, revision);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    });
+
+    private static void WriteRevision(Utf8JsonWriter w, MonitoringRevision revision)
+    {
+        w.WriteNumber("revision", revision.Revision);
+        w.WritePropertyName("spec");
+        using (var spec = JsonDocument.Parse(revision.Spec))
+        {
+            spec.RootElement.WriteTo(w);
+        }
+
+        w.WriteString("changed_by", revision.ChangedBy);
+        w.WriteString("changed_at", revision.ChangedAt);
+    }
 
     private static void WriteModel(Utf8JsonWriter w, RegisteredModel model)
     {

@@ -290,12 +290,15 @@ public sealed partial class ServingReconciler(
     /// <summary>Loads exactly these versions (a config.json with a specific version policy); returns why not, or null.</summary>
     private async Task<string?> LoadAsync(string model, IReadOnlyList<long> versions, CancellationToken cancellationToken)
     {
+        // The monitoring spec in force travels in the config, so a new revision reaches the served versions as any config change does.
+        var monitoring = (await store.GetMonitoringHistoryAsync(model, cancellationToken).ConfigureAwait(false)).LastOrDefault()?.Spec;
         var config = JsonSerializer.Serialize(new
         {
             name = model,
             platform = "onnxruntime_onnx",
             version_policy = new { specific = new { versions } },
-        });
+            monitoring = monitoring is null ? (JsonElement?)null : JsonDocument.Parse(monitoring).RootElement,
+        }, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
         // Written beside and renamed over: the manager never reads a half-written config.
         var path = Path.Combine(models.RepositoryPath, model, "config.json");
         await File.WriteAllTextAsync(path + ".tmp", config, cancellationToken).ConfigureAwait(false);

@@ -44,4 +44,10 @@ public interface IRegistryStore
     Task<IReadOnlyDictionary<string, long>> GetAliasesAsync(string model, CancellationToken cancellationToken = default);
 
     Task<IReadOnlyList<AliasChange>> GetAliasHistoryAsync(string model, CancellationToken cancellationToken = default);
+
+    /// <summary>Records a new revision of the model's monitoring spec (config.json's <c>monitoring</c> form); every revision is kept.</summary>
+    Task<MonitoringRevision> SetMonitoringAsync(string model, string spec, string changedBy, CancellationToken cancellationToken = default);
+
+    /// <summary>Every revision of the model's monitoring spec, oldest first (the last is in force).</summary>
+    Task<IReadOnlyList<MonitoringRevision>> GetMonitoringHistoryAsync(string model, CancellationToken cancellationToken = default);
 }

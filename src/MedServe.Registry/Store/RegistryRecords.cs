@@ -69,3 +69,6 @@ public enum RegistryError
     AlreadyExists,
     Invalid,
 }
+
+/// <summary>One revision of a model's monitoring spec, as set through the registry.</summary>
+public sealed record MonitoringRevision(string Model, long Revision, string Spec, string ChangedBy, DateTimeOffset ChangedAt);

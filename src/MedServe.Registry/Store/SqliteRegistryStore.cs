@@ -62,6 +62,15 @@ public sealed class SqliteRegistryStore : IRegistryStore
         """
         ALTER TABLE model_versions ADD COLUMN unservable_reason TEXT NOT NULL DEFAULT '';
         """,
+        """
+        CREATE TABLE monitoring_specs (
+            model TEXT NOT NULL,
+            revision BIGINT NOT NULL,
+            spec TEXT NOT NULL,
+            changed_by TEXT NOT NULL,
+            changed_at BIGINT NOT NULL,
+            PRIMARY KEY (model, revision));
+        """,
     ];
 
     private readonly string _connectionString;
@@ -328,6 +337,21 @@ public sealed class SqliteRegistryStore : IRegistryStore
         Query("SELECT model, alias, from_version, to_version, changed_by, reason, changed_at FROM alias_history WHERE model = $m ORDER BY seq;",
             r => new AliasChange(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3), r.GetString(4), r.GetString(5), FromMs(r.GetInt64(6))),
             cancellationToken, ("$m", model));
+
+    public Task<MonitoringRevision> SetMonitoringAsync(string model, string spec, string changedBy, CancellationToken cancellationToken = default) =>
+        WriteAsync(async (connection, transaction) =>
+        {
+            await RequireModel(connection, transaction, model, cancellationToken).ConfigureAwait(false);
+            var revision = Convert.ToInt64(await Scalar(connection, transaction, "SELECT COALESCE(MAX(revision), 0) + 1 FROM monitoring_specs WHERE model = $m;", cancellationToken, ("$m", model)).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            var now = Now();
+            await Execute(connection, transaction, "INSERT INTO monitoring_specs (model, revision, spec, changed_by, changed_at) VALUES ($m, $r, $s, $by, $t);", cancellationToken,
+                ("$m", model), ("$r", revision), ("$s", spec), ("$by", changedBy), ("$t", now)).ConfigureAwait(false);
+            return new MonitoringRevision(model, revision, spec, changedBy, FromMs(now));
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<MonitoringRevision>> GetMonitoringHistoryAsync(string model, CancellationToken cancellationToken = default) =>
+        Query("SELECT model, revision, spec, changed_by, changed_at FROM monitoring_specs WHERE model = $m ORDER BY revision;",
+            r => new MonitoringRevision(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), FromMs(r.GetInt64(4))), cancellationToken, ("$m", model));
 
     private const string VersionSelect =
         "SELECT model, version, semantic_version, artifact_sha256, source, signature, model_card, lineage, metrics, registered_by, created_at, description, stage, unservable_reason FROM model_versions";

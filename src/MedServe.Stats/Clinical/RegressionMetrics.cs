@@ -37,7 +37,7 @@ public static class RegressionMetrics
     /// Student's t quantile to full precision: MathNet's InvCDF (good to about 1e-9) polished by
     /// Newton steps on its CDF, which it computes through the incomplete beta function exactly.
     /// </summary>
-    internal static double StudentQuantile(double df, double p)
+    public static double StudentQuantile(double df, double p)
     {
         var t = StudentT.InvCDF(0, 1, df, p);
         for (var i = 0; i < 4; i++)

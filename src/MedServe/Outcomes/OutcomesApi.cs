@@ -23,7 +23,7 @@ namespace MedServe.Outcomes;
 public static class OutcomesApi
 {
     /// <summary>Fewer outcomes than this (or one class only) give no figures, only the counts.</summary>
-    public const int MinimumOutcomes = 20;
+    public const int MinimumOutcomes = PerformanceReport.MinimumOutcomes;
 
     private const int MaxRecords = 100_000;
 
@@ -218,17 +218,26 @@ public static class OutcomesApi
         : throw new StatisticsException($"{where}: '{field}' must be a string of 1 to 256 characters");
 
     /// <summary>
-    /// n, positives, AUROC (DeLong CI), AUPRC, Brier, calibration intercept and slope, and
-    /// sensitivity, specificity, PPV and NPV at the threshold (Wilson CIs), ECE over 10 bins with the
-    /// reliability curve, and the AUROC estimated from every scored prediction, over the predictions of a
-    /// version and window that have outcomes. The score is the first FP32/FP64 output's element 0
-    /// (element 1 of a [-1, 2] output: the positive class).
+    /// The clinical performance (<see cref="PerformanceReport"/>) of a version's predictions in a
+    /// window that have outcomes, scored as the model's monitoring spec says, with the AUROC
+    /// estimated from every scored prediction of the window before (or beside) the outcomes.
     /// </summary>
-    private static async Task Performance(HttpContext context, string model, IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes)
+    private static async Task Performance(HttpContext context, string model, IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes, Lifecycle.ModelManager models)
     {
         var query = context.Request.Query;
         var version = query["version"].ToString() is { Length: > 0 } v ? v : null;
-        var threshold = 0.5;
+        Repository.MonitoringSpec spec;
+        try
+        {
+            spec = models.Find(model, version).Config.Monitoring;
+        }
+        catch (Inference.InferenceException)
+        {
+            // Not serving now (a retired version): its predictions are still judged, with the default spec.
+            spec = Repository.MonitoringSpec.Default;
+        }
+
+        var threshold = spec.Threshold;
         if (!AuditTimeRange.TryParse(query["from"], query["to"], out var from, out var to)
             || (query["threshold"].ToString() is { Length: > 0 } t && (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out threshold) || threshold is <= 0 or >= 1)))
         {
@@ -237,26 +246,28 @@ public static class OutcomesApi
         }
 
         await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
-        var labels = new List<double>();
-        var scores = new List<double>();
+        var judged = new List<JudgedPrediction>();
         foreach (var row in await store.QueryWithOutcomesAsync(model, version, from, to, context.RequestAborted).ConfigureAwait(false))
         {
             var outcome = OutcomeRecord.Read(envelopes, row.Outcome.Envelope, row.Prediction.RequestId);
-            if (outcome.Label is not { } label || row.Prediction.Payload.Length == 0
-                || Score(envelopes.Decrypt(row.Prediction.Payload, Encoding.UTF8.GetBytes(row.Prediction.RequestId))) is not { } score)
+            if (row.Prediction.Payload.Length == 0)
             {
                 continue;
             }
 
-            labels.Add(label);
-            scores.Add(score);
+            var prediction = PredictionPayload.Decode(envelopes.Decrypt(row.Prediction.Payload, Encoding.UTF8.GetBytes(row.Prediction.RequestId)));
+            if (PerformanceReport.Score(prediction, spec) is { } score && double.IsFinite(score))
+            {
+                judged.Add(new JudgedPrediction(score, outcome.Label, outcome.Value, prediction.Subgroups));
+            }
         }
 
         // Before (or beside) the outcomes: what every scored prediction of the window implies, if the model is calibrated.
         var allScores = new List<double>();
         foreach (var prediction in await store.QueryAsync(new PredictionQuery(model, version, from, to, null, 0, 100_000), context.RequestAborted).ConfigureAwait(false))
         {
-            if (prediction.Payload.Length > 0 && Score(envelopes.Decrypt(prediction.Payload, Encoding.UTF8.GetBytes(prediction.RequestId))) is { } score and >= 0 and <= 1)
+            if (prediction.Payload.Length > 0
+                && PerformanceReport.Score(PredictionPayload.Decode(envelopes.Decrypt(prediction.Payload, Encoding.UTF8.GetBytes(prediction.RequestId))), spec) is { } score and >= 0 and <= 1)
             {
                 allScores.Add(score);
             }
@@ -272,7 +283,6 @@ public static class OutcomesApi
             // Every score 0 or 1: nothing to estimate from.
         }
 
-        var positives = (int)labels.Sum();
         await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
         {
             w.WriteStartObject();
@@ -282,9 +292,6 @@ public static class OutcomesApi
                 w.WriteString("version", version);
             }
 
-            w.WriteNumber("n", labels.Count);
-            w.WriteNumber("positives", positives);
-            w.WriteNumber("threshold", threshold);
             if (estimated is { } estimate)
             {
                 w.WriteStartObject("estimated");
@@ -294,106 +301,8 @@ public static class OutcomesApi
                 w.WriteEndObject();
             }
 
-            if (labels.Count < MinimumOutcomes || positives == 0 || positives == labels.Count)
-            {
-                w.WriteString("insufficient", $"performance needs at least {MinimumOutcomes} outcomes with both classes; this window has {labels.Count} ({positives} positive)");
-                w.WriteEndObject();
-                return;
-            }
-
-            w.WriteStartObject("metrics");
-            var auroc = ClinicalMetrics.AurocWithInterval(labels, scores);
-            Metric(w, "auroc", auroc.Value, auroc.Low, auroc.High);
-            Metric(w, "auprc", ClinicalMetrics.AveragePrecision(labels, scores));
-            Metric(w, "brier", ClinicalMetrics.Brier(labels, scores));
-            try
-            {
-                var (intercept, slope) = ClinicalMetrics.CalibrationFit(labels, scores);
-                Metric(w, "calibration_intercept", intercept);
-                Metric(w, "calibration_slope", slope);
-            }
-            catch (StatisticsException)
-            {
-                // Scores at 0 or 1, or separation: the fit has no answer, and the metric is left out.
-            }
-
-            if (scores.All(x => x is >= 0 and <= 1))
-            {
-                var (ece, bins) = Calibration.ExpectedCalibrationError(labels, scores);
-                Metric(w, "ece", ece);
-                w.WriteStartArray("reliability");
-                foreach (var bin in bins)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("low", bin.Low);
-                    w.WriteNumber("high", bin.High);
-                    w.WriteNumber("n", bin.Count);
-                    w.WriteNumber("mean_score", bin.MeanScore);
-                    w.WriteNumber("observed_rate", bin.ObservedRate);
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-            }
-
-            int tp = 0, fp = 0, tn = 0, fn = 0;
-            for (var i = 0; i < labels.Count; i++)
-            {
-                var predicted = scores[i] >= threshold;
-                (tp, fp, tn, fn) = (labels[i] == 1, predicted) switch
-                {
-                    (true, true) => (tp + 1, fp, tn, fn),
-                    (false, true) => (tp, fp + 1, tn, fn),
-                    (false, false) => (tp, fp, tn + 1, fn),
-                    _ => (tp, fp, tn, fn + 1),
-                };
-            }
-
-            Proportion(w, "sensitivity", tp, tp + fn);
-            Proportion(w, "specificity", tn, tn + fp);
-            Proportion(w, "ppv", tp, tp + fp);
-            Proportion(w, "npv", tn, tn + fn);
-            w.WriteEndObject();
+            PerformanceReport.Write(w, judged, spec, threshold);
             w.WriteEndObject();
         }).ConfigureAwait(false);
-    }
-
-    /// <summary>The positive-class score of a logged prediction, or null when its outputs hold none.</summary>
-    internal static double? Score(byte[] payload)
-    {
-        var (_, outputs, _) = PredictionPayload.Decode(payload);
-        var output = outputs.FirstOrDefault(o => o.DataType is Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64 && o.Data is { Length: > 0 });
-        if (output is null)
-        {
-            return null;
-        }
-
-        var size = output.DataType == Tensors.TensorDataType.Fp32 ? 4 : 8;
-        var index = output.Shape.Length == 2 && output.Shape[1] == 2 ? 1 : 0;
-        return output.Data!.Length >= (index + 1) * size ? PredictionPayload.Element(output.DataType, output.Data.AsSpan(index * size, size)) : null;
-    }
-
-    private static void Metric(Utf8JsonWriter w, string name, double value, double? low = null, double? high = null)
-    {
-        w.WriteStartObject(name);
-        w.WriteNumber("value", value);
-        if (low is { } l && high is { } h)
-        {
-            w.WriteNumber("ci_low", l);
-            w.WriteNumber("ci_high", h);
-        }
-
-        w.WriteEndObject();
-    }
-
-    private static void Proportion(Utf8JsonWriter w, string name, int successes, int trials)
-    {
-        if (trials == 0)
-        {
-            return;
-        }
-
-        var (low, high) = Intervals.Wilson(successes, trials);
-        Metric(w, name, (double)successes / trials, low, high);
     }
 }

@@ -27,7 +27,8 @@ public static partial class SampleModels
     {
         var folder = Path.Combine(repository, "breast-cancer");
         var report = BreastCancerTrainer.Train(Path.Combine(SourceDirectory, "wdbc.csv"), Path.Combine(folder, "1", "model.onnx"));
-        File.WriteAllText(Path.Combine(folder, "config.pbtxt"), """
+        var features = string.Join(", ", File.ReadLines(Path.Combine(SourceDirectory, "wdbc.csv")).First().Split(',')[..30].Select(name => $"\"{name}\""));
+        File.WriteAllText(Path.Combine(folder, "config.pbtxt"), $$"""
             # Breast cancer (Wisconsin Diagnostic): probability that a biopsied mass is malignant.
             # Trained by MedServe with ML.NET (medserve train); features in data/wdbc.csv's column order.
             name: "breast-cancer"
@@ -39,6 +40,15 @@ public static partial class SampleModels
             instance_group [ { kind: KIND_CPU, count: 2 } ]
             parameters { key: "intra_op_thread_count" value { string_value: "1" } }
             dynamic_batching { }
+            # MedServe's monitoring: the score, its threshold, the subgroups a client may send, the wdbc column names.
+            monitoring {
+              score_output: "probability"
+              threshold: 0.5
+              subgroups: [ "site", "age_band" ]
+              subgroup_margin: 0.05
+              output_range { min: 0 max: 1 }
+              feature_names: [ {{features}} ]
+            }
             """);
         File.WriteAllText(Path.Combine(folder, "1", "training.json"), System.Text.Json.JsonSerializer.Serialize(report));
         if (logger is not null)

@@ -105,6 +105,32 @@ public sealed class PredictionPayloadTests
     }
 
     [Fact]
+    public void Only_the_subgroups_a_model_declares_are_kept_with_its_prediction()
+    {
+        var capture = new PredictionCapture();
+        var config = new ModelConfig { Name = "m", Monitoring = new MonitoringSpec { Subgroups = ["sex", "age_band", "ward"] } };
+        using var request = new InferenceRequest
+        {
+            Parameters = new()
+            {
+                ["sex"] = InferenceParameter.Of("F"),
+                ["age_band"] = InferenceParameter.Of(60L),
+                ["ward"] = InferenceParameter.Of(new string('x', 65)), // longer than a category: not kept
+                ["note"] = InferenceParameter.Of("free text the model did not declare"),
+                ["patient_id"] = InferenceParameter.Of("MRN-1"),
+            },
+        };
+        request.Inputs.Add(new InputTensor("input", TensorDataType.Fp32, [1], Floats(1f)));
+        using var result = new InferenceResult([new OutputTensor("p", TensorDataType.Fp32, [1], Floats(0.5f))], null);
+
+        var decoded = PredictionPayload.Decode(capture.Payload(config, request, result));
+
+        Assert.Equal(new Dictionary<string, string> { ["sex"] = "F", ["age_band"] = "60" }, decoded.Subgroups);
+        Assert.Equal(0.5f, BitConverter.ToSingle(decoded.Outputs[0].Data));
+        Assert.Empty(PredictionPayload.Decode(capture.Payload(Config("m", JournalPolicy.Default), request, result)).Subgroups);
+    }
+
+    [Fact]
     public void A_models_own_cap_overrides_the_server_default()
     {
         var capture = new PredictionCapture(defaultMaxInputBytes: 1 << 20);

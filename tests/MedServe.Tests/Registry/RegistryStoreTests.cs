@@ -97,6 +97,24 @@ public sealed class RegistryStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Monitoring_specs_are_versioned_revisions_with_who_and_when()
+    {
+        var store = await Open();
+        await store.CreateModelAsync("sepsis", "");
+        Assert.Empty(await store.GetMonitoringHistoryAsync("sepsis"));
+
+        var first = await store.SetMonitoringAsync("sepsis", """{"threshold":0.3}""", "alice");
+        _time.Advance(TimeSpan.FromHours(2));
+        var second = await store.SetMonitoringAsync("sepsis", """{"threshold":0.4,"subgroups":["sex"]}""", "bob");
+
+        Assert.Equal((1L, 2L), (first.Revision, second.Revision));
+        var history = await store.GetMonitoringHistoryAsync("sepsis");
+        Assert.Equal(["alice", "bob"], history.Select(h => h.ChangedBy));
+        Assert.Equal(new MonitoringRevision("sepsis", 2, """{"threshold":0.4,"subgroups":["sex"]}""", "bob", _time.GetUtcNow()), history[^1]);
+        await Assert.ThrowsAsync<RegistryException>(() => store.SetMonitoringAsync("nobody", "{}", "eve"));
+    }
+
+    [Fact]
     public async Task Tags_are_set_per_model_and_per_version()
     {
         var store = await Open();
@@ -119,7 +137,7 @@ public sealed class RegistryStoreTests : IDisposable
 
         var again = await Open();
 
-        Assert.Equal(3, await again.SchemaVersionAsync());
+        Assert.Equal(4, await again.SchemaVersionAsync());
         Assert.Equal("kept", (await again.GetModelAsync("sepsis"))!.Description);
     }
 

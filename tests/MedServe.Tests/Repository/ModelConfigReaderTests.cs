@@ -468,4 +468,44 @@ public sealed class ModelConfigReaderTests
 
         Assert.Equal("v", again.Parameters["key"]);
     }
+
+    [Fact]
+    public void A_monitoring_block_reads_the_same_from_pbtxt_and_json()
+    {
+        var pbtxt = ModelConfigReader.ParsePbtxt("""
+            name: "risk"
+            monitoring {
+              score_output: "probabilities"
+              positive_index: 1
+              threshold: 0.3
+              subgroups: [ "sex", "age_band" ]
+              subgroup_margin: 0.1
+              feature_names: [ "age", "lactate" ]
+              output_range { min: 0 max: 1 }
+            }
+            """, "risk");
+        var json = ModelConfigReader.ParseJson("""
+            {"name": "risk", "monitoring": {"score_output": "probabilities", "positive_index": 1, "threshold": 0.3, "subgroups": ["sex", "age_band"],
+             "subgroup_margin": 0.1, "feature_names": ["age", "lactate"], "output_range": {"min": 0, "max": 1}}}
+            """, "risk");
+
+        Assert.Equal(pbtxt.Monitoring.Canonical(), json.Monitoring.Canonical());
+        Assert.Equal(("probabilities", 1, 0.3, 0.1), (pbtxt.Monitoring.ScoreOutput, pbtxt.Monitoring.PositiveIndex, pbtxt.Monitoring.Threshold, pbtxt.Monitoring.SubgroupMargin));
+        Assert.Equal(["sex", "age_band"], pbtxt.Monitoring.Subgroups);
+        Assert.Equal((0.0, 1.0), (pbtxt.Monitoring.OutputMin!.Value, pbtxt.Monitoring.OutputMax!.Value));
+        Assert.Equal(MonitoringSpec.Default.Canonical(), ModelConfigReader.ParsePbtxt("name: \"x\"", "x").Monitoring.Canonical());
+    }
+
+    [Theory]
+    [InlineData("monitoring { threshold: 1.5 }", "monitoring.threshold")]
+    [InlineData("monitoring { subgroups: [ \"patient_id\" ] }", "never patient_id")]
+    [InlineData("monitoring { subgroups: [ \"Sex; DROP\" ] }", "is not a parameter name")]
+    [InlineData("monitoring { subgroups: [ \"sex\", \"sex\" ] }", "each named once")]
+    [InlineData("monitoring { scores: \"p\" }", "unknown field 'scores'")]
+    [InlineData("monitoring { output_range { min: 1 max: 0 } }", "min is above max")]
+    public void A_bad_monitoring_block_is_refused_naming_the_field(string block, string expected)
+    {
+        var error = Assert.Throws<ModelConfigException>(() => ModelConfigReader.ParsePbtxt("name: \"x\"\n" + block, "x"));
+        Assert.Contains(expected, error.Message);
+    }
 }
