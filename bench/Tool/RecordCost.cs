@@ -43,7 +43,7 @@ internal static class RecordCost
         var pages = Math.Max(1, count / records.Count);
         for (var page = 0; page < pages; page++)
         {
-            await store.ApplyAsync(records.Select(r => r with { Sequence = r.Sequence + (page * 2048L) }).ToList(), (page + 1) * 2048L);
+            await store.ApplyAsync(records.Select(r => r with { Sequence = r.Sequence + (page * 2048L) }).ToList(), [], (page + 1) * 2048L);
         }
 
         Console.WriteLine($"{"projection (SQLite, pages of 2048)",-52} {watch.Elapsed.TotalMicroseconds / (pages * 2048.0),8:F2} us/record");

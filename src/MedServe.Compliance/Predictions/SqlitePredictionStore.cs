@@ -179,7 +179,8 @@ public sealed class SqlitePredictionStore : IPredictionStore
         (await SelectAsync("WHERE request_id = $id OR (client_request_id = $id AND client_request_id <> '') ORDER BY request_id = $id DESC, seq DESC LIMIT 1", cancellationToken, ("$id", id)).ConfigureAwait(false)).FirstOrDefault();
 
     public async Task<StoredPrediction?> FindLatestForPatientAsync(string model, string pseudonym, DateTimeOffset before, DateTimeOffset notBefore, CancellationToken cancellationToken = default) =>
-        (await SelectAsync("WHERE model = $m AND patient = $p AND time_us < $before AND time_us >= $after ORDER BY time_us DESC, seq DESC LIMIT 1", cancellationToken,
+        // "patient <> ''" lets SQLite use the partial index by patient (it cannot prove that of a parameter).
+        (await SelectAsync("WHERE patient <> '' AND patient = $p AND model = $m AND time_us < $before AND time_us >= $after ORDER BY time_us DESC, seq DESC LIMIT 1", cancellationToken,
             ("$m", model), ("$p", pseudonym), ("$before", Micros(before)), ("$after", Micros(notBefore))).ConfigureAwait(false)).FirstOrDefault();
 
     public async Task<StoredOutcome?> GetOutcomeAsync(long predictionSequence, CancellationToken cancellationToken = default)

@@ -55,6 +55,7 @@ public static class OutcomesApi
         await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
         int matched = 0, unmatched = 0, duplicates = 0, conflicts = 0;
         var seen = new Dictionary<long, double>();
+        var appends = new List<Task>();
         var requestId = context.Response.Headers[AuditMiddleware.RequestIdHeader].ToString();
         foreach (var record in records)
         {
@@ -83,16 +84,18 @@ public static class OutcomesApi
             conflicts += conflict ? 1 : 0;
             seen[prediction.Sequence] = observed;
             var outcome = new OutcomeRecord(prediction.Sequence, record.Label, record.Value, record.ObservedAt, conflict);
-            await trail.AppendAsync(new JournalEntry(time.GetUtcNow(), JournalKind.Outcome, AuditTrail.Actor(context.User), "POST /v1/outcomes",
+            appends.Add(trail.AppendAsync(new JournalEntry(time.GetUtcNow(), JournalKind.Outcome, AuditTrail.Actor(context.User), "POST /v1/outcomes",
                 $"{prediction.Model}/{prediction.Version}", conflict ? "conflict" : "matched", requestId, context.Connection.RemoteIpAddress?.ToString() ?? "", prediction.PatientPseudonym)
             {
                 ClientRequestId = prediction.RequestId,
                 Model = prediction.Model,
                 Version = prediction.Version,
                 Payload = outcome.Seal(envelopes, prediction.RequestId),
-            }).ConfigureAwait(false);
+            }));
         }
 
+        // Every record of the batch is appended at once (one group commit for them all), and all are durable before the answer.
+        await Task.WhenAll(appends).ConfigureAwait(false);
         await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
         await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
         {
