@@ -11,6 +11,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     StatsCommand.Create(),
     OutcomesCommand.Create(),
     PerformanceCommand.Create(),
+    DriftCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

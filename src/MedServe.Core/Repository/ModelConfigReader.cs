@@ -197,7 +197,7 @@ public static class ModelConfigReader
     private static MonitoringSpec ReadMonitoring(Context context, ConfigNode node)
     {
         const string where = "monitoring";
-        string[] known = ["score_output", "positive_index", "threshold", "subgroups", "subgroup_margin", "feature_names", "output_range"];
+        string[] known = ["score_output", "positive_index", "threshold", "subgroups", "subgroup_margin", "feature_names", "output_range", "drift"];
         foreach (var (key, _) in node.Fields)
         {
             if (!known.Contains(key))
@@ -233,9 +233,48 @@ public static class ModelConfigReader
             }
         }
 
+        double alpha = 0.05, share = 0.5;
+        var overrides = new Dictionary<string, DriftFeatureOverride>(StringComparer.Ordinal);
+        if (node.One("drift") is { } driftValue)
+        {
+            var drift = Message(context, driftValue, $"{where}.drift");
+            foreach (var (key, _) in drift.Fields)
+            {
+                if (key is not ("alpha" or "share" or "feature"))
+                {
+                    throw context.Error($"{where}.drift: unknown field '{key}' (expected alpha, share or feature)");
+                }
+            }
+
+            alpha = drift.One("alpha") is null ? 0.05 : Number(context, drift, "alpha", $"{where}.drift", 1e-9, 0.5);
+            share = drift.One("share") is null ? 0.5 : Number(context, drift, "share", $"{where}.drift", 1e-9, 1);
+            var index = 0;
+            foreach (var entry in drift.All("feature"))
+            {
+                var at = $"{where}.drift.feature[{index++}]";
+                var feature = Message(context, entry, at);
+                var name = context.String(feature, "name", at);
+                var test = context.String(feature, "test", at);
+                if (string.IsNullOrEmpty(name) || name.Length > 128)
+                {
+                    throw context.Error($"{at}: 'name' (1 to 128 characters) is required");
+                }
+
+                if (test is not null && !DriftTestNames.Contains(test))
+                {
+                    throw context.Error($"{at}: test '{(test.Length > 32 ? test[..32] : test)}' is not one of {string.Join(", ", DriftTestNames)}");
+                }
+
+                overrides[name] = new DriftFeatureOverride(test, feature.One("threshold") is null ? null : Number(context, feature, "threshold", at, 0, double.MaxValue));
+            }
+        }
+
         var output = context.String(node, "score_output", where);
         return new MonitoringSpec
         {
+            DriftAlpha = alpha,
+            DriftShare = share,
+            DriftOverrides = overrides,
             ScoreOutput = string.IsNullOrEmpty(output) ? null : output,
             PositiveIndex = node.One("positive_index") is null ? null : (int)context.Integer(node, "positive_index", 0, 1 << 20, where),
             Threshold = node.One("threshold") is null ? 0.5 : Number(context, node, "threshold", where, double.Epsilon, 1 - 1e-12),
@@ -246,6 +285,9 @@ public static class ModelConfigReader
             OutputMax = max,
         };
     }
+
+    /// <summary>The drift tests a feature may be given (MedServe.Stats.Drift.DriftDetector runs them).</summary>
+    public static readonly IReadOnlyList<string> DriftTestNames = ["ks", "chisquare", "ztest", "wasserstein", "jensenshannon", "psi"];
 
     /// <summary>A monitoring spec on its own, in config.json's form (the registry's versioned spec).</summary>
     public static MonitoringSpec ParseMonitoringJson(string json, string source = "monitoring")

@@ -36,6 +36,15 @@ public sealed partial record MonitoringSpec
 
     public double? OutputMax { get; init; }
 
+    /// <summary>The drift window's false-alarm rate (split between the per-feature family and the multivariate test).</summary>
+    public double DriftAlpha { get; init; } = 0.05;
+
+    /// <summary>The dataset drifts when at least this share of its features do (Evidently's default).</summary>
+    public double DriftShare { get; init; } = 0.5;
+
+    /// <summary>Per feature (by name): a test in place of the one chosen, and its threshold.</summary>
+    public IReadOnlyDictionary<string, DriftFeatureOverride> DriftOverrides { get; init; } = new Dictionary<string, DriftFeatureOverride>();
+
     /// <summary>The grammar of a subgroup parameter's name: it becomes a report's key.</summary>
     [GeneratedRegex("^[a-z][a-z0-9_]{0,63}$")]
     public static partial Regex SubgroupName();
@@ -47,7 +56,9 @@ public sealed partial record MonitoringSpec
         text.Append(ScoreOutput).Append('|').Append(PositiveIndex).Append('|').Append(Threshold.ToString("R", CultureInfo.InvariantCulture))
             .Append('|').AppendJoin(',', Subgroups).Append('|').Append(SubgroupMargin.ToString("R", CultureInfo.InvariantCulture))
             .Append('|').AppendJoin(',', FeatureNames).Append('|').Append(OutputMin?.ToString("R", CultureInfo.InvariantCulture))
-            .Append('|').Append(OutputMax?.ToString("R", CultureInfo.InvariantCulture));
+            .Append('|').Append(OutputMax?.ToString("R", CultureInfo.InvariantCulture))
+            .Append('|').Append(DriftAlpha.ToString("R", CultureInfo.InvariantCulture)).Append('|').Append(DriftShare.ToString("R", CultureInfo.InvariantCulture))
+            .AppendJoin(',', DriftOverrides.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key}={o.Value.Test}:{o.Value.Threshold?.ToString("R", CultureInfo.InvariantCulture)}"));
         return text.ToString();
     }
 
@@ -101,6 +112,32 @@ public sealed partial record MonitoringSpec
             w.WriteEndObject();
         }
 
+        w.WriteStartObject("drift");
+        w.WriteNumber("alpha", DriftAlpha);
+        w.WriteNumber("share", DriftShare);
+        w.WriteStartArray("feature");
+        foreach (var (name, custom) in DriftOverrides)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            if (custom.Test is not null)
+            {
+                w.WriteString("test", custom.Test);
+            }
+
+            if (custom.Threshold is { } threshold)
+            {
+                w.WriteNumber("threshold", threshold);
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 }
+
+/// <summary>A feature's drift test and threshold, in place of the ones its kind and the reference's size choose.</summary>
+public sealed record DriftFeatureOverride(string? Test, double? Threshold);

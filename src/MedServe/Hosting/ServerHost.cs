@@ -120,6 +120,7 @@ public static class ServerHost
         app.MapPredictionsApi();
         app.MapStatisticsApi();
         MedServe.Outcomes.OutcomesApi.MapOutcomesApi(app);
+        MedServe.Drift.DriftApi.MapDriftApi(app);
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();
@@ -168,6 +169,8 @@ public static class ServerHost
         services.TryAddSingleton<IRegistryStore>(sp =>
             SqliteRegistryStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
+        services.TryAddSingleton<MedServe.Drift.IDriftReferenceStore>(sp =>
+            MedServe.Drift.SqliteDriftReferenceStore.Open(Path.Combine(server.ResolvedDataDir, "drift.db"), sp.GetRequiredService<TimeProvider>()));
         var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();
         services.TryAddSingleton(sp => new ModelRegistry(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First())

@@ -51,6 +51,13 @@ public static partial class SampleModels
             }
             """);
         File.WriteAllText(Path.Combine(folder, "1", "training.json"), System.Text.Json.JsonSerializer.Serialize(report));
+
+        // Its drift reference: the training split, as the model saw it (MedServe scores it for the output's reference).
+        var data = WdbcDataset.Load(Path.Combine(SourceDirectory, "wdbc.csv"));
+        var (train, _) = data.Split(0.25, report.Seed);
+        var header = string.Join(",", File.ReadLines(Path.Combine(SourceDirectory, "wdbc.csv")).First().Split(',')[..30]);
+        File.WriteAllLines(Path.Combine(folder, MedServe.Drift.DriftApi.ReferenceFileName),
+            [header, .. train.Select(i => string.Join(",", data.Features[i].Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))))]);
         if (logger is not null)
         {
             LogTrained(logger, report.HeldOutAuroc, report.TestRows);
