@@ -5,6 +5,7 @@ using System.Text.Json;
 using MedServe.IntegrationTests.Support;
 using MedServe.Samples;
 using MedServe.Training.BreastCancer;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MedServe.IntegrationTests;
 
@@ -56,6 +57,16 @@ public sealed class DriftTests
         Assert.DoesNotContain("mean_texture", drifted);
         Assert.True(shifted.GetProperty("drift_detected").GetBoolean());
         Assert.True(shifted.GetProperty("features")[0].GetProperty("psi").GetDouble() > 0.1);
+
+        // An alert rule watches the same figures: the last minute (only the shifted rows) drifts.
+        using (var rule = await client.PutAsync("/v1/alerts/rules/bc-drift", new StringContent(
+            """{"name":"bc-drift","model":"breast-cancer","metric":"feature_drifted:mean_radius","above":0.5,"window":"PT1M","min_samples":20}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, rule.StatusCode);
+        }
+
+        var events = await server.Services.GetRequiredService<MedServe.Alerts.AlertEvaluator>().EvaluateOnceAsync(DateTimeOffset.UtcNow.AddSeconds(1));
+        Assert.Equal(("bc-drift", "firing", 1.0), (events.Single().Rule, events.Single().State, events.Single().Value!.Value));
     }
 
     [Fact]

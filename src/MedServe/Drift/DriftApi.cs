@@ -120,27 +120,40 @@ public static class DriftApi
             return;
         }
 
-        var spec = Spec(models, model, version ?? "");
         try
         {
-            var stored = await ReferenceAsync(references, models, model, version, options.Value.ResolvedModelRepository, context.RequestAborted).ConfigureAwait(false);
-            if (stored is null)
+            var write = await DriftReportAsync(model, version, from, to, references, store, projection, envelopes, models, options.Value.ResolvedModelRepository, context.RequestAborted).ConfigureAwait(false);
+            if (write is null)
             {
                 await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status404NotFound,
                     $"model '{model}' has no drift reference: PUT /v1/models/{model}/drift/reference sets one").ConfigureAwait(false);
                 return;
             }
 
-            var reference = DriftReference.FromJson(stored.Summary);
-            await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
-            var window = await WindowAsync(store, envelopes, spec, model, version, from, to, context.RequestAborted).ConfigureAwait(false);
-            var report = Judge(reference, window, spec);
-            await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w => DriftReportJson.Write(w, model, version, stored, reference, window?.Rows.Count ?? 0, report)).ConfigureAwait(false);
+            await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, write).ConfigureAwait(false);
         }
         catch (StatisticsException e)
         {
             await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, e.Message).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The drift report of a version and window (the endpoint's answer, and the figures alert rules watch); null when the model has no reference.</summary>
+    public static async Task<Action<Utf8JsonWriter>?> DriftReportAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to, IDriftReferenceStore references,
+        IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes, ModelManager models, string repository, CancellationToken cancellationToken)
+    {
+        var spec = Spec(models, model, version ?? "");
+        var stored = await ReferenceAsync(references, models, model, version, repository, cancellationToken).ConfigureAwait(false);
+        if (stored is null)
+        {
+            return null;
+        }
+
+        var reference = DriftReference.FromJson(stored.Summary);
+        await projection.CatchUpAsync(cancellationToken).ConfigureAwait(false);
+        var window = await WindowAsync(store, envelopes, spec, model, version, from, to, cancellationToken).ConfigureAwait(false);
+        var report = Judge(reference, window, spec);
+        return w => DriftReportJson.Write(w, model, version, stored, reference, window?.Rows.Count ?? 0, report);
     }
 
     /// <summary>The reference's features, in its order, picked by name from the window's rows; null with fewer than the minimum rows.</summary>

@@ -121,6 +121,7 @@ public static class ServerHost
         app.MapStatisticsApi();
         MedServe.Outcomes.OutcomesApi.MapOutcomesApi(app);
         MedServe.Drift.DriftApi.MapDriftApi(app);
+        MedServe.Alerts.AlertsApi.MapAlertsApi(app);
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();
@@ -169,6 +170,13 @@ public static class ServerHost
         services.TryAddSingleton<IRegistryStore>(sp =>
             SqliteRegistryStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
+        services.Configure<MedServe.Alerts.AlertOptions>(section.GetSection("Alerts"));
+        services.TryAddSingleton<MedServe.Alerts.IAlertStore>(_ => MedServe.Alerts.SqliteAlertStore.Open(Path.Combine(server.ResolvedDataDir, "alerts.db")));
+        services.TryAddSingleton<MedServe.Alerts.MonitoredFigures>();
+        services.TryAddSingleton<MedServe.Alerts.WebhookSender>();
+        services.AddHostedService(sp => sp.GetRequiredService<MedServe.Alerts.WebhookSender>());
+        services.TryAddSingleton<MedServe.Alerts.AlertEvaluator>();
+        services.AddHostedService(sp => sp.GetRequiredService<MedServe.Alerts.AlertEvaluator>());
         services.TryAddSingleton<MedServe.Drift.IDriftReferenceStore>(sp =>
             MedServe.Drift.SqliteDriftReferenceStore.Open(Path.Combine(server.ResolvedDataDir, "drift.db"), sp.GetRequiredService<TimeProvider>()));
         var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();

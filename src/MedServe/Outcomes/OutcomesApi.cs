@@ -229,6 +229,22 @@ public static class OutcomesApi
     {
         var query = context.Request.Query;
         var version = query["version"].ToString() is { Length: > 0 } v ? v : null;
+        double? threshold = null;
+        if (!AuditTimeRange.TryParse(query["from"], query["to"], out var from, out var to)
+            || (query["threshold"].ToString() is { Length: > 0 } t && (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var given) || given is <= 0 or >= 1 || (threshold = given) is null)))
+        {
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "'from' and 'to' " + AuditTimeRange.Expected + "; 'threshold' a number between 0 and 1").ConfigureAwait(false);
+            return;
+        }
+
+        var write = await PerformanceReportAsync(model, version, from, to, threshold, store, projection, envelopes, models, context.RequestAborted).ConfigureAwait(false);
+        await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, write).ConfigureAwait(false);
+    }
+
+    /// <summary>The performance report of a version and window (the endpoint's answer, and the figures alert rules watch).</summary>
+    public static async Task<Action<Utf8JsonWriter>> PerformanceReportAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to, double? threshold,
+        IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes, Lifecycle.ModelManager models, CancellationToken cancellationToken)
+    {
         Repository.MonitoringSpec spec;
         try
         {
@@ -240,17 +256,9 @@ public static class OutcomesApi
             spec = Repository.MonitoringSpec.Default;
         }
 
-        var threshold = spec.Threshold;
-        if (!AuditTimeRange.TryParse(query["from"], query["to"], out var from, out var to)
-            || (query["threshold"].ToString() is { Length: > 0 } t && (!double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out threshold) || threshold is <= 0 or >= 1)))
-        {
-            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "'from' and 'to' " + AuditTimeRange.Expected + "; 'threshold' a number between 0 and 1").ConfigureAwait(false);
-            return;
-        }
-
-        await projection.CatchUpAsync(context.RequestAborted).ConfigureAwait(false);
+        await projection.CatchUpAsync(cancellationToken).ConfigureAwait(false);
         var judged = new List<JudgedPrediction>();
-        foreach (var row in await store.QueryWithOutcomesAsync(model, version, from, to, context.RequestAborted).ConfigureAwait(false))
+        foreach (var row in await store.QueryWithOutcomesAsync(model, version, from, to, cancellationToken).ConfigureAwait(false))
         {
             var outcome = OutcomeRecord.Read(envelopes, row.Outcome.Envelope, row.Prediction.RequestId);
             if (row.Prediction.Payload.Length == 0)
@@ -267,7 +275,7 @@ public static class OutcomesApi
 
         // Before (or beside) the outcomes: what every scored prediction of the window implies, if the model is calibrated.
         var allScores = new List<double>();
-        foreach (var prediction in await store.QueryAsync(new PredictionQuery(model, version, from, to, null, 0, 100_000), context.RequestAborted).ConfigureAwait(false))
+        foreach (var prediction in await store.QueryAsync(new PredictionQuery(model, version, from, to, null, 0, 100_000), cancellationToken).ConfigureAwait(false))
         {
             if (prediction.Payload.Length > 0
                 && PerformanceReport.Score(PredictionPayload.Decode(envelopes.Decrypt(prediction.Payload, Encoding.UTF8.GetBytes(prediction.RequestId))), spec) is { } score and >= 0 and <= 1)
@@ -286,7 +294,7 @@ public static class OutcomesApi
             // Every score 0 or 1: nothing to estimate from.
         }
 
-        await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, w =>
+        return w =>
         {
             w.WriteStartObject();
             w.WriteString("model", model);
@@ -304,8 +312,8 @@ public static class OutcomesApi
                 w.WriteEndObject();
             }
 
-            PerformanceReport.Write(w, judged, spec, threshold);
+            PerformanceReport.Write(w, judged, spec, threshold ?? spec.Threshold);
             w.WriteEndObject();
-        }).ConfigureAwait(false);
+        };
     }
 }
