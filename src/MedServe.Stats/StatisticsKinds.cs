@@ -18,7 +18,7 @@ public static class StatisticsKinds
         "two_proportion_ztest", "welch_ttest", "mann_whitney_u", "chi2_independence", "srm_chi2", "wasserstein",
         "jensen_shannon_distance", "psi", "clinical_metrics", "sample_size_two_proportions", "wilson_interval",
         "holm", "benjamini_hochberg", "calibration_bins", "estimated_auroc", "ks_2samp", "sample_size_ttest", "regression_metrics",
-        "proportion_difference",
+        "proportion_difference", "roc_curve",
     ];
 
     public static IReadOnlyDictionary<string, object> Run(string kind, JsonElement input)
@@ -60,6 +60,7 @@ public static class StatisticsKinds
                 ["mean_error"] = r.MeanError.Value, ["mean_error_ci_low"] = r.MeanError.Low, ["mean_error_ci_high"] = r.MeanError.High,
                 ["rmse"] = r.RootMeanSquaredError, ["r2"] = r.RSquared,
             }),
+            "roc_curve" => Pack(ClinicalMetrics.RocCurve(Array(input, "labels"), Array(input, "scores")), r => new() { ["fpr"] = r.Fpr, ["tpr"] = r.Tpr }),
             "proportion_difference" => ProportionDifference(Array(input, "successes"), Array(input, "trials")),
             _ => throw new StatisticsException($"unknown statistic '{(kind.Length > 40 ? kind[..40] : kind)}'; the kinds are {string.Join(", ", Names)}"),
         };

@@ -12,6 +12,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     OutcomesCommand.Create(),
     PerformanceCommand.Create(),
     DriftCommand.Create(),
+    ReportCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

@@ -135,6 +135,9 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// <summary>Whether a component manages this model (see <see cref="SetManagedBy"/>).</summary>
     public bool IsManaged(string name) => _managed.ContainsKey(name);
 
+    /// <summary>Whether a model of this name is in the repository or loaded (a cheap check for telemetry labels).</summary>
+    public bool Knows(string name) => _models.ContainsKey(name);
+
     /// <summary>Unloads every version of a model, waiting for its running requests to finish.</summary>
     /// <param name="asManager">True for the model's manager itself; false refuses a managed model.</param>
     public async Task UnloadAsync(string name, bool asManager, CancellationToken cancellationToken = default)
@@ -237,6 +240,9 @@ public sealed partial class ModelManager : IAsyncDisposable
     public async ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken)
     {
         var target = Acquire(name, version);
+        using var span = Diagnostics.Telemetry.Source.StartActivity("medserve.infer");
+        span?.SetTag("medserve.model", target.Name);
+        span?.SetTag("medserve.model_version", target.Version);
         try
         {
             IReadOnlyList<TensorConfig> outputs;
@@ -253,6 +259,11 @@ public sealed partial class ModelManager : IAsyncDisposable
             var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
             request.Sink?.Capture(target.Config, request, result);
             return result;
+        }
+        catch (InferenceException e)
+        {
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Kind.ToString());
+            throw;
         }
         finally
         {

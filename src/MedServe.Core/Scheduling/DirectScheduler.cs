@@ -55,6 +55,9 @@ internal sealed class DirectScheduler(InstancePool instances, ModelStatistics st
 
             var queueNs = Nanoseconds(start);
             var timings = default(PhaseTimings);
+            using var span = Diagnostics.Telemetry.Source.StartActivity("medserve.execute");
+            span?.SetTag("medserve.model_version", version);
+            span?.SetTag("medserve.queue_us", queueNs / 1000);
             var result = instance.Execute(request, outputs, ref timings);
             result.ModelVersion = version;
             statistics.RecordExecution(batched ? BatchAssembler.Rows(request) : 1, timings.InputNs, timings.InferNs, timings.OutputNs);

@@ -343,6 +343,7 @@ internal sealed class DynamicBatcher : IScheduler
     private void Execute(IModelInstance instance, List<Pending> batch)
     {
         var start = _time.GetTimestamp();
+        using var span = StartExecuteSpan(batch, start);
         var rows = new long[batch.Count];
         var asked = new IReadOnlyList<TensorConfig>[batch.Count];
         long total = 0;
@@ -383,6 +384,34 @@ internal sealed class DynamicBatcher : IScheduler
         }
 
         Complete(batch, results, failure, start);
+    }
+
+    /// <summary>
+    /// The queue wait of each request (a span under the request's own, from its enqueue to this
+    /// batch) and the batch's execution (under the first request's span, linked to the others').
+    /// </summary>
+    private System.Diagnostics.Activity? StartExecuteSpan(List<Pending> batch, long start)
+    {
+        if (!Diagnostics.Telemetry.Source.HasListeners())
+        {
+            return null;
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        foreach (var item in batch.Where(b => b.Parent != default))
+        {
+            using var queued = Diagnostics.Telemetry.Source.StartActivity("medserve.queue", System.Diagnostics.ActivityKind.Internal, item.Parent,
+                startTime: now - _time.GetElapsedTime(item.EnqueuedAt, start));
+            queued?.SetTag("medserve.model", _config.Name);
+            queued?.SetEndTime(now.UtcDateTime);
+        }
+
+        var links = batch.Skip(1).Where(b => b.Parent != default).Select(b => new System.Diagnostics.ActivityLink(b.Parent));
+        var span = Diagnostics.Telemetry.Source.StartActivity("medserve.execute", System.Diagnostics.ActivityKind.Internal, batch[0].Parent, links: links);
+        span?.SetTag("medserve.model", _config.Name);
+        span?.SetTag("medserve.model_version", _version);
+        span?.SetTag("medserve.batch.requests", batch.Count);
+        return span;
     }
 
     private void Complete(List<Pending> batch, InferenceResult[]? results, Exception? failure, long start)
@@ -467,6 +496,9 @@ internal sealed class DynamicBatcher : IScheduler
         public IReadOnlyList<TensorConfig> Outputs { get; } = outputs;
 
         public long EnqueuedAt { get; } = enqueuedAt;
+
+        /// <summary>The request's span when it was queued: the batch's spans hang under it (the batch runs on the scheduler's thread).</summary>
+        public System.Diagnostics.ActivityContext Parent { get; } = System.Diagnostics.Activity.Current?.Context ?? default;
 
         public long Rows { get; } = BatchAssembler.Rows(request);
 

@@ -34,15 +34,15 @@ public static class MetricsApi
 
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/metrics", (HttpContext context, ModelManager models) =>
+        routes.MapGet("/metrics", (HttpContext context, ModelManager models, MedServe.Statistics.FrontendLatency frontend) =>
         {
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            return context.Response.WriteAsync(Render(models.ReadyVersions()));
+            return context.Response.WriteAsync(Render(models.ReadyVersions(), frontend));
         }).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }
 
-    public static string Render(IReadOnlyList<ModelVersion> versions)
+    public static string Render(IReadOnlyList<ModelVersion> versions, MedServe.Statistics.FrontendLatency? frontend = null)
     {
         var text = new StringBuilder(4096);
         foreach (var (name, help, read, micros) in Counters)
@@ -74,6 +74,16 @@ public static class MetricsApi
             "End-to-end duration of successful inference requests", s => s.RequestDuration, 1e-9);
         WriteHistogram(text, versions, "medserve_inference_batch_size",
             "Rows per model execution (batch size)", s => s.BatchSize, 1);
+        if (frontend is not null)
+        {
+            const string name = "medserve_http_request_duration_seconds";
+            Header(text, name, "End-to-end request latency at the frontend (journal wait included), by route template, model and status class", "histogram");
+            foreach (var ((route, model, status), histogram) in frontend.Series)
+            {
+                WriteBuckets(text, name, $"route=\"{Escape(route)}\",model=\"{Escape(model)}\",status=\"{status}\"", histogram, 1e-9);
+            }
+        }
+
         return text.ToString();
     }
 
@@ -82,19 +92,22 @@ public static class MetricsApi
         Header(text, name, help, "histogram");
         foreach (var version in versions)
         {
-            var histogram = pick(version.Statistics);
-            var labels = Labels(version);
-            var cumulative = histogram.CumulativeCounts();
-            for (var i = 0; i < histogram.UpperBounds.Count; i++)
-            {
-                var bound = (histogram.UpperBounds[i] * scale).ToString("R", CultureInfo.InvariantCulture);
-                text.Append(CultureInfo.InvariantCulture, $"{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative[i]}\n");
-            }
-
-            text.Append(CultureInfo.InvariantCulture, $"{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative[^1]}\n");
-            text.Append(CultureInfo.InvariantCulture, $"{name}_sum{{{labels}}} {(histogram.Sum * scale).ToString("R", CultureInfo.InvariantCulture)}\n");
-            text.Append(CultureInfo.InvariantCulture, $"{name}_count{{{labels}}} {cumulative[^1]}\n");
+            WriteBuckets(text, name, Labels(version), pick(version.Statistics), scale);
         }
+    }
+
+    private static void WriteBuckets(StringBuilder text, string name, string labels, Histogram histogram, double scale)
+    {
+        var cumulative = histogram.CumulativeCounts();
+        for (var i = 0; i < histogram.UpperBounds.Count; i++)
+        {
+            var bound = (histogram.UpperBounds[i] * scale).ToString("R", CultureInfo.InvariantCulture);
+            text.Append(CultureInfo.InvariantCulture, $"{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative[i]}\n");
+        }
+
+        text.Append(CultureInfo.InvariantCulture, $"{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative[^1]}\n");
+        text.Append(CultureInfo.InvariantCulture, $"{name}_sum{{{labels}}} {(histogram.Sum * scale).ToString("R", CultureInfo.InvariantCulture)}\n");
+        text.Append(CultureInfo.InvariantCulture, $"{name}_count{{{labels}}} {cumulative[^1]}\n");
     }
 
     private static void Header(StringBuilder text, string name, string help, string type) =>

@@ -52,6 +52,36 @@ public static class ClinicalMetrics
         return (auc, (Variance(v10) / positives.Length) + (Variance(v01) / negatives.Length));
     }
 
+    /// <summary>
+    /// scikit-learn <c>roc_curve</c> (drop_intermediate=True): false and true positive rates at each
+    /// distinct score, highest first, from (0, 0), without the points that lie on a straight line
+    /// between their neighbours. Rates only: the thresholds are scores, which stay with the patients.
+    /// </summary>
+    public static (double[] Fpr, double[] Tpr) RocCurve(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
+    {
+        Check(labels, scores);
+        var order = Enumerable.Range(0, scores.Count).OrderByDescending(i => scores[i]).ToArray();
+        var tps = new List<double>();
+        var fps = new List<double>();
+        double tp = 0, fp = 0;
+        for (var k = 0; k < order.Length; k++)
+        {
+            tp += labels[order[k]];
+            fp += 1 - labels[order[k]];
+            if (k == order.Length - 1 || scores[order[k + 1]] != scores[order[k]])
+            {
+                tps.Add(tp);
+                fps.Add(fp);
+            }
+        }
+
+        // Keep the ends and every point where the curve bends (a non-zero second difference).
+        var kept = Enumerable.Range(0, tps.Count).Where(i => i == 0 || i == tps.Count - 1
+            || (fps[i + 1] - (2 * fps[i]) + fps[i - 1]) != 0 || (tps[i + 1] - (2 * tps[i]) + tps[i - 1]) != 0).ToList();
+        double positives = tp, negatives = fp;
+        return ([0.0, .. kept.Select(i => fps[i] / negatives)], [0.0, .. kept.Select(i => tps[i] / positives)]);
+    }
+
     /// <summary>scikit-learn <c>average_precision_score</c>: sum over thresholds of (R_n - R_{n-1}) P_n.</summary>
     public static double AveragePrecision(IReadOnlyList<double> labels, IReadOnlyList<double> scores)
     {

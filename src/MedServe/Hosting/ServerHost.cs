@@ -1,3 +1,4 @@
+using MedServe.Telemetry;
 using System.Net;
 using MedServe.Backends;
 using MedServe.Compliance.Access;
@@ -113,6 +114,7 @@ public static class ServerHost
             });
         }
 
+        app.UseMiddleware<MedServe.Telemetry.RequestTelemetryMiddleware>();
         app.UseMedServeSecurity(server);
         app.MapOpenInferenceProtocol();
         app.MapKeysApi();
@@ -122,6 +124,7 @@ public static class ServerHost
         MedServe.Outcomes.OutcomesApi.MapOutcomesApi(app);
         MedServe.Drift.DriftApi.MapDriftApi(app);
         MedServe.Alerts.AlertsApi.MapAlertsApi(app);
+        MedServe.Reports.ReportApi.MapReportApi(app);
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();
@@ -164,6 +167,8 @@ public static class ServerHost
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IModelBackend, OnnxBackend>());
         services.TryAddSingleton<ModelManager>();
+        services.TryAddSingleton<MedServe.Statistics.FrontendLatency>();
+        services.AddMedServeTelemetry(section.GetSection("Telemetry").Get<MedServe.Telemetry.TelemetryOptions>() ?? new MedServe.Telemetry.TelemetryOptions());
         services.TryAddSingleton(new MedServe.Buffers.InFlightBytes(server.Limits.MaxInFlightRequestBytes));
 
         // The registry: SQLite and content-addressed artifacts in the data dir.
@@ -173,6 +178,7 @@ public static class ServerHost
         services.Configure<MedServe.Alerts.AlertOptions>(section.GetSection("Alerts"));
         services.TryAddSingleton<MedServe.Alerts.IAlertStore>(_ => MedServe.Alerts.SqliteAlertStore.Open(Path.Combine(server.ResolvedDataDir, "alerts.db")));
         services.TryAddSingleton<MedServe.Alerts.MonitoredFigures>();
+        services.TryAddSingleton<MedServe.Reports.ModelReport>();
         services.TryAddSingleton<MedServe.Alerts.WebhookSender>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Alerts.WebhookSender>());
         services.TryAddSingleton<MedServe.Alerts.AlertEvaluator>();

@@ -241,8 +241,8 @@ public static class OutcomesApi
         await ApiResponses.WriteJsonAsync(context.Response, StatusCodes.Status200OK, write).ConfigureAwait(false);
     }
 
-    /// <summary>The performance report of a version and window (the endpoint's answer, and the figures alert rules watch).</summary>
-    public static async Task<Action<Utf8JsonWriter>> PerformanceReportAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to, double? threshold,
+    /// <summary>The monitoring spec, the predictions of the window that have outcomes (scored as the spec says), and every score of the window.</summary>
+    public static async Task<(Repository.MonitoringSpec Spec, List<JudgedPrediction> Judged, List<double> AllScores)> JudgedAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to,
         IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes, Lifecycle.ModelManager models, CancellationToken cancellationToken)
     {
         Repository.MonitoringSpec spec;
@@ -284,6 +284,14 @@ public static class OutcomesApi
             }
         }
 
+        return (spec, judged, allScores);
+    }
+
+    /// <summary>The performance report of a version and window (the endpoint's answer, and the figures alert rules watch).</summary>
+    public static async Task<Action<Utf8JsonWriter>> PerformanceReportAsync(string model, string? version, DateTimeOffset from, DateTimeOffset to, double? threshold,
+        IPredictionStore store, PredictionProjectionService projection, EnvelopeEncryption envelopes, Lifecycle.ModelManager models, CancellationToken cancellationToken)
+    {
+        var (spec, judged, allScores) = await JudgedAsync(model, version, from, to, store, projection, envelopes, models, cancellationToken).ConfigureAwait(false);
         double? estimated = null;
         try
         {

@@ -21,6 +21,9 @@ public sealed class AuditMiddleware(RequestDelegate next, AuditTrail trail, MedS
     {
         var requestId = NewRequestId();
         context.Response.Headers[RequestIdHeader] = requestId;
+
+        // The journal's request id on the trace: one finds the other.
+        System.Diagnostics.Activity.Current?.SetTag("medserve.request_id", requestId);
         if (!trail.Enabled)
         {
             return next(context);

@@ -91,6 +91,9 @@ public sealed partial class AuditTrail(IServiceProvider services, Pseudonymizer 
 
     private async Task Append(JournalEntry entry, string action, string requestId)
     {
+        using var span = MedServe.Diagnostics.Telemetry.Source.StartActivity("medserve.journal.append");
+        span?.SetTag("medserve.request_id", requestId);
+        span?.SetTag("medserve.journal.kind", entry.Kind.ToString());
         try
         {
             await Journal.AppendAsync(entry).ConfigureAwait(false);

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
-from sklearn.metrics import roc_auc_score, average_precision_score, brier_score_loss
+from sklearn.metrics import roc_curve, roc_auc_score, average_precision_score, brier_score_loss
 from sklearn.calibration import calibration_curve
 import statsmodels.api as sm
 from statsmodels.stats.proportion import proportions_ztest, proportion_confint
@@ -117,6 +117,8 @@ for k in range(20):
     lo2, hi2 = confint_proportions_2indep(successes[0], trials[0], successes[1], trials[1], method="newcomb", compare="diff", alpha=0.05)
     c["proportion_difference"] = {"in": {"successes": successes, "trials": trials}, "out": {
         "difference": successes[0] / trials[0] - successes[1] / trials[1], "low": lo2, "high": hi2}}
+    fpr, tpr, _ = roc_curve(labels, scores)
+    c["roc_curve"] = {"in": {"labels": labels, "scores": scores}, "out": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}}
     cases.append(c)
 
 # scipy's kstwo.sf(x, n) on a grid that reaches every branch of its method choice (exact sums,
