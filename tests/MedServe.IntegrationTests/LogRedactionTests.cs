@@ -50,7 +50,32 @@ public sealed class LogRedactionTests
         Assert.DoesNotContain(sink.Entries, e => (e.Message + e.Exception + string.Join(" ", e.Scopes)).Contains("MRN-7", StringComparison.Ordinal));
     }
 
-    private sealed record Entry(string Message, Exception? Exception, List<string> Scopes);
+    [Fact]
+    public void A_structured_sink_keeps_the_properties_with_patient_data_and_secrets_erased_by_classification()
+    {
+        var sink = new Sink();
+        var services = new ServiceCollection();
+        services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
+        LogRedaction.Apply(services);
+        using var provider = services.BuildServiceProvider();
+
+        provider.GetRequiredService<ILoggerFactory>().CreateLogger("MedServe.Something")
+            .LogWarning("refused {Model} version {Version} for {PatientId} with {ApiKey} from {Url}", "risk", 3, "MRN-9", "sk-live-secret", "http://h/p?patient=MRN-9");
+
+        var entry = Assert.Single(sink.Entries);
+        var properties = entry.Properties!.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal("risk", properties["Model"]);
+        Assert.Equal(3, properties["Version"]); // not flattened to text: a structured sink keeps the number
+        Assert.Equal("", properties["PatientId"]);
+        Assert.Equal("", properties["ApiKey"]);
+        Assert.Equal("http://h/p?[redacted]", properties["Url"]);
+        Assert.Equal("refused {Model} version {Version} for {PatientId} with {ApiKey} from {Url}", properties["{OriginalFormat}"]);
+        Assert.Equal("refused risk version 3 for  with  from http://h/p?[redacted]", entry.Message);
+        Assert.DoesNotContain("MRN-9", entry.Message + string.Join(" ", properties.Values));
+        Assert.DoesNotContain("sk-live", entry.Message + string.Join(" ", properties.Values));
+    }
+
+    private sealed record Entry(string Message, Exception? Exception, List<string> Scopes, IReadOnlyList<KeyValuePair<string, object?>>? Properties = null);
 
     private sealed class Sink : ILoggerProvider, ISupportExternalScope
     {
@@ -77,7 +102,7 @@ public sealed class LogRedactionTests
             {
                 var scopes = new List<string>();
                 sink._scopes?.ForEachScope((scope, list) => list.Add(scope?.ToString() ?? ""), scopes);
-                sink.Entries.Add(new Entry(formatter(state, exception), exception, scopes));
+                sink.Entries.Add(new Entry(formatter(state, exception), exception, scopes, state as IReadOnlyList<KeyValuePair<string, object?>>));
             }
         }
     }

@@ -112,11 +112,11 @@ public sealed partial class AlertEvaluator(IAlertStore store, MonitoredFigures f
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Alert {Rule} firing: {Model} {Metric} is {Value} ({Comparison} {Threshold})")]
-    private static partial void LogFiring(ILogger logger, string rule, string model, string metric, double value, string comparison, double threshold);
+    [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Alert {Rule} firing: {Model} {Metric} is {Figure} ({Comparison} {Threshold})")]
+    private static partial void LogFiring(ILogger logger, string rule, string model, string metric, double figure, string comparison, double threshold);
 
-    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Alert {Rule} resolved: {Model} {Metric} is {Value}")]
-    private static partial void LogResolved(ILogger logger, string rule, string model, string metric, double value);
+    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Alert {Rule} resolved: {Model} {Metric} is {Figure}")]
+    private static partial void LogResolved(ILogger logger, string rule, string model, string metric, double figure);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "An alert rule could not be read and is skipped: {Reason}")]
     private static partial void LogRuleUnreadable(ILogger logger, string reason);

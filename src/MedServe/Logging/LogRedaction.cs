@@ -33,6 +33,7 @@ public static partial class LogRedaction
     /// <summary>Wraps every registered log provider; call after all providers are added.</summary>
     public static void Apply(IServiceCollection services)
     {
+        services.AddMedServeRedaction();
         for (var i = 0; i < services.Count; i++)
         {
             var descriptor = services[i];
@@ -41,7 +42,7 @@ public static partial class LogRedaction
                 continue;
             }
 
-            services[i] = ServiceDescriptor.Singleton<ILoggerProvider>(sp => new RedactingLoggerProvider(Create(sp, descriptor)));
+            services[i] = ServiceDescriptor.Singleton<ILoggerProvider>(sp => new RedactingLoggerProvider(Create(sp, descriptor), sp.GetService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>()));
         }
     }
 
@@ -59,11 +60,16 @@ public static partial class LogRedaction
     private static partial Regex QueryString();
 }
 
-/// <summary>Applies <see cref="LogRedaction"/> in front of one real provider.</summary>
-internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerProvider, ISupportExternalScope
+/// <summary>
+/// Applies <see cref="LogRedaction"/> in front of one real provider. A structured event reaches
+/// the sink structured: its properties (and <c>{OriginalFormat}</c>) as a list of pairs, each
+/// value redacted by its data classification (<see cref="LogClassification"/>) or, unclassified,
+/// with query strings cut; the message is rebuilt from the redacted values.
+/// </summary>
+internal sealed class RedactingLoggerProvider(ILoggerProvider inner, Microsoft.Extensions.Compliance.Redaction.IRedactorProvider? redactors = null) : ILoggerProvider, ISupportExternalScope
 {
     public ILogger CreateLogger(string categoryName) =>
-        new RedactingLogger(inner.CreateLogger(categoryName), LogRedaction.IsEchoing(categoryName));
+        new RedactingLogger(inner.CreateLogger(categoryName), LogRedaction.IsEchoing(categoryName), redactors);
 
     public void SetScopeProvider(IExternalScopeProvider scopeProvider)
     {
@@ -75,7 +81,7 @@ internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerPr
 
     public void Dispose() => inner.Dispose();
 
-    private sealed class RedactingLogger(ILogger inner, bool echoing) : ILogger
+    private sealed class RedactingLogger(ILogger inner, bool echoing, Microsoft.Extensions.Compliance.Redaction.IRedactorProvider? redactors) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => inner.BeginScope(state);
@@ -89,8 +95,58 @@ internal sealed class RedactingLoggerProvider(ILoggerProvider inner) : ILoggerPr
                 return;
             }
 
-            var message = LogRedaction.Redact(formatter(state, exception));
-            inner.Log(logLevel, eventId, message, exception is null ? null : new RedactedException(exception), static (text, _) => text);
+            var redactedException = exception is null ? null : new RedactedException(exception);
+            if (state is IReadOnlyList<KeyValuePair<string, object?>> pairs)
+            {
+                var properties = new List<KeyValuePair<string, object?>>(pairs.Count);
+                var classified = false;
+                foreach (var (key, value) in pairs)
+                {
+                    var classification = LogClassification.Of(key);
+                    if (classification != Microsoft.Extensions.Compliance.Classification.DataClassification.None && key != "{OriginalFormat}")
+                    {
+                        classified = true;
+                        var redactor = redactors?.GetRedactor(new Microsoft.Extensions.Compliance.Classification.DataClassificationSet(classification));
+                        properties.Add(new(key, redactor?.Redact(value?.ToString() ?? "") ?? ""));
+                    }
+                    else
+                    {
+                        // The template too: a literal message may hold a URL with its query.
+                        properties.Add(new(key, value is string text ? LogRedaction.Redact(text) : value));
+                    }
+                }
+
+                var message = classified ? StructuredState.Format(properties) : LogRedaction.Redact(formatter(state, exception));
+                inner.Log(logLevel, eventId, new StructuredState(properties, message), redactedException, static (s, _) => s.Message);
+                return;
+            }
+
+            inner.Log(logLevel, eventId, LogRedaction.Redact(formatter(state, exception)), redactedException, static (text, _) => text);
+        }
+    }
+
+    /// <summary>A redacted event's properties, for structured sinks, and its message, for text ones.</summary>
+    private sealed class StructuredState(List<KeyValuePair<string, object?>> properties, string message) : IReadOnlyList<KeyValuePair<string, object?>>
+    {
+        public string Message { get; } = message;
+
+        public int Count => properties.Count;
+
+        public KeyValuePair<string, object?> this[int index] => properties[index];
+
+        public IEnumerator<KeyValuePair<string, object?>> GetEnumerator() => properties.GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        public override string ToString() => Message;
+
+        /// <summary>The template with each {Name} (or {Name:format}) replaced by its redacted value.</summary>
+        public static string Format(List<KeyValuePair<string, object?>> properties)
+        {
+            var template = properties.FirstOrDefault(p => p.Key == "{OriginalFormat}").Value as string ?? string.Join(' ', properties.Select(p => $"{p.Key}={p.Value}"));
+            var values = properties.Where(p => p.Key != "{OriginalFormat}").ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            return LogRedaction.Redact(System.Text.RegularExpressions.Regex.Replace(template, @"\{([A-Za-z0-9_@]+)(:[^}]*)?\}",
+                m => values.TryGetValue(m.Groups[1].Value.TrimStart('@'), out var v) ? Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture) ?? "" : m.Value));
         }
     }
 
