@@ -85,6 +85,12 @@ internal static class GrpcTensorCodec
             ModelVersion = result.ModelVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
             Id = request.Id ?? "",
         };
+        if (result.Experiment is not null)
+        {
+            response.Parameters["experiment"] = new InferParameter { StringParam = result.Experiment };
+            response.Parameters["arm"] = new InferParameter { StringParam = result.Arm ?? "" };
+        }
+
         foreach (var output in result.Outputs)
         {
             var tensor = new ModelInferResponse.Types.InferOutputTensor { Name = output.Name, Datatype = output.DataType.ToWireName() };

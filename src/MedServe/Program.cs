@@ -13,6 +13,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     PerformanceCommand.Create(),
     DriftCommand.Create(),
     ReportCommand.Create(),
+    ExperimentsCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
 

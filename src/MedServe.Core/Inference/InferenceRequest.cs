@@ -16,6 +16,9 @@ public sealed class InferenceRequest : IDisposable
 
     public string? Id { get; set; }
 
+    /// <summary>What the experiment layer noted when it routed this request (opaque to the core).</summary>
+    public object? Experiment { get; set; }
+
     public Dictionary<string, InferenceParameter>? Parameters { get; set; }
 
     public List<InputTensor> Inputs { get; } = [];

@@ -15,6 +15,11 @@ public sealed class InferenceResult(IReadOnlyList<OutputTensor> outputs, IDispos
     /// <summary>The model version that computed the result.</summary>
     public long ModelVersion { get; set; }
 
+    /// <summary>The experiment and arm that routed this inference, when one did (the response says so).</summary>
+    public string? Experiment { get; set; }
+
+    public string? Arm { get; set; }
+
     public void Dispose()
     {
         _owner?.Dispose();

@@ -237,7 +237,57 @@ public sealed partial class ModelManager : IAsyncDisposable
     }
 
     /// <summary>Runs a request end to end: resolve, validate, execute, with statistics.</summary>
+    /// <summary>The experiment layer: routes inferences that name no version (null: none).</summary>
+    public Experiments.IExperimentRouter? Router { get; set; }
+
     public async ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken)
+    {
+        var route = string.IsNullOrEmpty(version) ? RouteOf(name, request) : null;
+        if (route is null)
+        {
+            return await InferAsync(name, version, request, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        var start = _time.GetTimestamp();
+        try
+        {
+            var result = await InferAsync(name, route.Version.ToString(CultureInfo.InvariantCulture), request, route, cancellationToken).ConfigureAwait(false);
+            Tell(() => Router!.Completed(name, route, request, result, _time.GetElapsedTime(start)));
+            return result;
+        }
+        catch (InferenceException e)
+        {
+            Tell(() => Router!.Failed(name, route, e, _time.GetElapsedTime(start)));
+            throw;
+        }
+    }
+
+    private Experiments.ExperimentRoute? RouteOf(string name, InferenceRequest request)
+    {
+        try
+        {
+            return Router?.Route(name, request);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The experiment layer never fails a request: without a route it goes where it would have.
+            return null;
+        }
+    }
+
+    private static void Tell(Action report)
+    {
+        try
+        {
+            report();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // As above: what the experiment layer does with an answer is its own affair.
+        }
+    }
+
+    private async ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, Experiments.ExperimentRoute? route, CancellationToken cancellationToken)
     {
         var target = Acquire(name, version);
         using var span = Diagnostics.Telemetry.Source.StartActivity("medserve.infer");
@@ -257,6 +307,13 @@ public sealed partial class ModelManager : IAsyncDisposable
             }
 
             var result = await target.ExecuteAsync(request, outputs, cancellationToken).ConfigureAwait(false);
+            if (route is not null)
+            {
+                (result.Experiment, result.Arm) = (route.Experiment, route.Arm);
+                span?.SetTag("medserve.experiment", route.Experiment);
+                span?.SetTag("medserve.arm", route.Arm);
+            }
+
             request.Sink?.Capture(target.Config, request, result);
             return result;
         }

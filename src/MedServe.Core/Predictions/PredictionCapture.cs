@@ -21,6 +21,10 @@ public sealed class PredictionCapture(long defaultMaxInputBytes = PredictionPayl
 
     public long DefaultMaxInputBytes { get; } = defaultMaxInputBytes;
 
+    /// <summary>The reserved subgroup names under which a routed inference's experiment and arm are kept.</summary>
+    public const string ExperimentKey = "experiment";
+    public const string ArmKey = "arm";
+
     /// <summary>The payload to journal for this inference, or null when sampling leaves it out.</summary>
     public byte[]? Payload(ModelConfig config, InferenceRequest request, InferenceResult result)
     {
@@ -30,7 +34,15 @@ public sealed class PredictionCapture(long defaultMaxInputBytes = PredictionPayl
             return null;
         }
 
-        return PredictionPayload.Encode(request.Inputs, result.Outputs, policy.MaxInputBytes ?? DefaultMaxInputBytes, Subgroups(config.Monitoring, request.Parameters));
+        var subgroups = Subgroups(config.Monitoring, request.Parameters);
+        if (result.Experiment is not null)
+        {
+            // The experiment and arm travel as two reserved subgroups: the journal records both, and reports group by arm.
+            (subgroups ??= []).Add(new(ExperimentKey, result.Experiment));
+            subgroups.Add(new(ArmKey, result.Arm ?? ""));
+        }
+
+        return PredictionPayload.Encode(request.Inputs, result.Outputs, policy.MaxInputBytes ?? DefaultMaxInputBytes, subgroups);
     }
 
     /// <summary>

@@ -209,9 +209,9 @@ public static class ModelConfigReader
         var subgroups = node.All("subgroups").Select(v => v.Scalar ?? throw context.Error($"{where}.subgroups: expected names")).ToList();
         foreach (var subgroup in subgroups)
         {
-            if (!MonitoringSpec.SubgroupName().IsMatch(subgroup) || subgroup == "patient_id")
+            if (!MonitoringSpec.SubgroupName().IsMatch(subgroup) || subgroup is "patient_id" or "experiment" or "arm")
             {
-                throw context.Error($"{where}.subgroups: '{(subgroup.Length > 64 ? subgroup[..64] : subgroup)}' is not a parameter name (a lower-case letter, then up to 63 of a-z, 0-9, _; never patient_id)");
+                throw context.Error($"{where}.subgroups: '{(subgroup.Length > 64 ? subgroup[..64] : subgroup)}' is not a parameter name (a lower-case letter, then up to 63 of a-z, 0-9, _; never patient_id, experiment or arm)");
             }
         }
 

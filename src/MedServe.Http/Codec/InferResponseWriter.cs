@@ -33,6 +33,14 @@ internal static class InferResponseWriter
 
             writer.WriteString("model_name"u8, modelName);
             writer.WriteString("model_version"u8, result.ModelVersion.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (result.Experiment is not null)
+            {
+                writer.WriteStartObject("parameters"u8);
+                writer.WriteString("experiment"u8, result.Experiment);
+                writer.WriteString("arm"u8, result.Arm ?? "");
+                writer.WriteEndObject();
+            }
+
             writer.WriteStartArray("outputs"u8);
             for (var i = 0; i < result.Outputs.Count; i++)
             {

@@ -139,16 +139,32 @@ public static class Intervals
             throw new StatisticsException("'cohens_d' must be a finite number other than 0");
         }
 
-        double Power(double n)
+        // The power climbs with n from 2 (df 2) on; below that the t has no degrees of freedom.
+        return Solve(n => PowerTTest(d, n, alpha), power, 2, "cohens_d");
+    }
+
+    /// <summary>The power of a two-sided two-sample t-test of effect d with n per arm: the noncentral t's mass beyond both critical values.</summary>
+    public static double PowerTTest(double cohensD, double n, double alpha = 0.05)
+    {
+        if (!(n >= 2))
         {
-            var df = (2 * n) - 2;
-            var nc = d * Math.Sqrt(n / 2);
-            var upper = StudentT.InvCDF(0, 1, df, 1 - (alpha / 2));
-            return (1 - NoncentralT.Cdf(upper, df, nc)) + NoncentralT.Cdf(-upper, df, nc);
+            return 0;
         }
 
-        // The power climbs with n from 2 (df 2) on; below that the t has no degrees of freedom.
-        return Solve(Power, power, 2, "cohens_d");
+        var d = Math.Abs(cohensD);
+        var df = (2 * n) - 2;
+        var nc = d * Math.Sqrt(n / 2);
+        var upper = StudentT.InvCDF(0, 1, df, 1 - (alpha / 2));
+        return (1 - NoncentralT.Cdf(upper, df, nc)) + NoncentralT.Cdf(-upper, df, nc);
+    }
+
+    /// <summary>The power of the two-sided test of two proportions with n per arm (Cohen's h, NormalIndPower).</summary>
+    public static double PowerTwoProportions(double p1, double p2, double n, double alpha = 0.05)
+    {
+        var h = Math.Abs((2 * Math.Asin(Math.Sqrt(p1))) - (2 * Math.Asin(Math.Sqrt(p2))));
+        var crit = Normal.InvCDF(0, 1, 1 - (alpha / 2));
+        var shift = h * Math.Sqrt(n / 2);
+        return Normal.CDF(0, 1, shift - crit) + Normal.CDF(0, 1, -shift - crit);
     }
 
     /// <summary>The n at which an increasing power reaches <paramref name="target"/>, by bisection to 1e-12 relative.</summary>

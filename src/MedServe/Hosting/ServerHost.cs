@@ -125,6 +125,7 @@ public static class ServerHost
         MedServe.Drift.DriftApi.MapDriftApi(app);
         MedServe.Alerts.AlertsApi.MapAlertsApi(app);
         MedServe.Reports.ReportApi.MapReportApi(app);
+        MedServe.Experiments.ExperimentsApi.MapExperimentsApi(app);
 
         // A gRPC message buffered until whole is counted in flight as its bytes arrive, as REST bodies are.
         app.UseGrpcBodyAccounting();
@@ -179,6 +180,12 @@ public static class ServerHost
         services.TryAddSingleton<MedServe.Alerts.IAlertStore>(_ => MedServe.Alerts.SqliteAlertStore.Open(Path.Combine(server.ResolvedDataDir, "alerts.db")));
         services.TryAddSingleton<MedServe.Alerts.MonitoredFigures>();
         services.TryAddSingleton<MedServe.Reports.ModelReport>();
+        services.TryAddSingleton<MedServe.Experiments.IExperimentStore>(_ => MedServe.Experiments.SqliteExperimentStore.Open(Path.Combine(server.ResolvedDataDir, "experiments.db")));
+        services.TryAddSingleton<MedServe.Experiments.ExperimentRouter>();
+        services.TryAddSingleton<MedServe.Experiments.ExperimentService>();
+        services.TryAddSingleton<MedServe.Experiments.ExperimentReport>();
+        services.TryAddSingleton<MedServe.Experiments.RolloutController>();
+        services.AddHostedService(sp => sp.GetRequiredService<MedServe.Experiments.RolloutController>());
         services.TryAddSingleton<MedServe.Alerts.WebhookSender>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Alerts.WebhookSender>());
         services.TryAddSingleton<MedServe.Alerts.AlertEvaluator>();
