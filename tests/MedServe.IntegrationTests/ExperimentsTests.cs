@@ -230,6 +230,74 @@ public sealed class ExperimentsTests
     }
 
     [Fact]
+    public async Task A_candidate_whose_auroc_is_inferior_on_the_outcomes_is_rolled_back()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>(), provision: ExperimentModels.Write);
+        using var client = server.Client(server.AdminKey);
+        using (var created = await Post(client, "/v1/experiments", """
+            {"name":"canary-auroc","model":"ab","arms":[{"name":"control","version":"1","weight":1},{"name":"candidate","version":"4","weight":1}],
+             "rollout":{"steps":[50,100],"min_duration":"PT1H","min_samples":100000}}
+            """))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        // 300 patients; the outcome follows the sum of the inputs, which version 4 ranks backwards.
+        var random = new Random(12);
+        var outcomes = new List<object>();
+        for (var i = 0; i < 300; i++)
+        {
+            var x = (float)(random.NextDouble() - 0.5);
+            await Infer(client, $"MRN-O-{i}", [x, x, x]);
+            outcomes.Add(new { model = "ab", patient_id = $"MRN-O-{i}", observed_at = DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"), label = random.NextDouble() < 1 / (1 + Math.Exp(-12 * x)) ? 1 : 0 });
+        }
+
+        using (await Post(client, "/v1/outcomes", JsonSerializer.Serialize(outcomes)))
+        {
+        }
+
+        await server.Services.GetRequiredService<RolloutController>().EvaluateOnceAsync(DateTimeOffset.UtcNow.AddSeconds(30));
+
+        var state = server.Services.GetRequiredService<ExperimentService>().All.Single().State;
+        Assert.Equal(ExperimentState.RolledBack, state.Status);
+        Assert.Contains("non-inferiority failed", state.Reason); // Brier or AUROC, whichever the report lists first: both fail here
+        var report = await ServerFixture.JsonAsync(await client.GetAsync("/v1/experiments/canary-auroc/report"));
+        var auroc = report.GetProperty("comparisons").EnumerateArray().Single(c => c.GetProperty("metric").GetString() == "auroc");
+        Assert.True(auroc.GetProperty("always_valid_ci_high").GetDouble() < -0.05);
+        Assert.Equal("stop for harm", report.GetProperty("decision").GetProperty("decision").GetString());
+    }
+
+    [Fact]
+    public async Task A_slow_shadow_holds_no_answer_back()
+    {
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>(), provision: ExperimentModels.Write);
+        using var client = server.Client(server.AdminKey);
+        using (var created = await Post(client, "/v1/experiments", """
+            {"name":"slow-shadow","model":"ab","arms":[{"name":"primary","version":"1","weight":1}],"shadow":[{"name":"slow","version":"3"}]}
+            """))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        var latencies = new List<double>();
+        for (var i = 0; i < 40; i++)
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal("primary", (await Infer(client, $"MRN-H-{i}", [0.1f, 0.2f, 0.3f])).Arm);
+            latencies.Add(watch.Elapsed.TotalMilliseconds);
+        }
+
+        // The shadow's own run takes tens of milliseconds of matrix products; the answers did not wait for it.
+        var (_, shadows, _) = server.Services.GetRequiredService<ExperimentService>().StatisticsOf("slow-shadow");
+        await WaitForAsync(() => shadows.TryGetValue("slow", out var s) && s.Compared + s.Failed + s.Dropped == 40);
+        var primaryP50 = latencies.Order().ElementAt(20);
+        var slow = server.Services.GetRequiredService<MedServe.Lifecycle.ModelManager>().Find("ab", "3").Statistics.Success;
+        var shadowLatency = slow.Nanoseconds / 1e6 / Math.Max(1, slow.Count);
+        Assert.True(primaryP50 < shadowLatency, $"the primary's median {primaryP50:0.0} ms should be below the shadow's mean {shadowLatency:0.0} ms");
+        Assert.True(shadows["slow"].Dropped > 0 || shadows["slow"].Compared > 0);
+    }
+
+    [Fact]
     public async Task Shadows_that_fail_or_answer_nan_change_no_answer()
     {
         await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>(), provision: ExperimentModels.Write);

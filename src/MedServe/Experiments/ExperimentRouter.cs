@@ -173,8 +173,8 @@ public sealed class LiveExperiment(StoredExperiment stored, IReadOnlyList<LiveAr
 /// </summary>
 public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<ExperimentRouter> logger) : IExperimentRouter
 {
-    /// <summary>Shadow requests in flight at most; more are dropped and counted.</summary>
-    public const int MaxShadowsInFlight = 16;
+    /// <summary>Shadow requests in flight at most (one per core: a shadow must not take the cores its primary needs); more are dropped and counted.</summary>
+    public static readonly int MaxShadowsInFlight = Math.Max(2, Environment.ProcessorCount);
 
     public static readonly TimeSpan ShadowTimeout = TimeSpan.FromSeconds(5);
 

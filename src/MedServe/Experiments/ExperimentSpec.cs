@@ -20,7 +20,15 @@ public sealed record Rollout(IReadOnlyList<double> Steps, TimeSpan MinDuration, 
 /// (NaN, infinite, or outside the monitoring spec's range), an error rate at most 1%, a p99 at most
 /// twice the control's, each judged once an arm has <see cref="MinSamples"/> requests.
 /// </summary>
-public sealed record Guardrails(double MaxErrorRate = 0.01, long MaxInvalidOutputs = 0, double MaxP99Ratio = 2, double? MinShadowAgreement = null, int MinSamples = 50);
+/// <remarks>
+/// Where outcomes exist (both arms with at least 20, both classes), the candidate must also be
+/// non-inferior to the control: its AUROC not below by more than <see cref="AurocMargin"/>, its
+/// Brier score not above by more than <see cref="BrierMargin"/>. A breach is declared when the
+/// always-valid 95% interval of the difference lies wholly beyond the margin (a one-sided
+/// always-valid test at 2.5%), so checking every few seconds is safe.
+/// </remarks>
+public sealed record Guardrails(double MaxErrorRate = 0.01, long MaxInvalidOutputs = 0, double MaxP99Ratio = 2, double? MinShadowAgreement = null, int MinSamples = 50,
+    double AurocMargin = 0.05, double BrierMargin = 0.02);
 
 /// <summary>
 /// What an experiment intends: its model, how units are assigned (by patient or by request), its
@@ -109,7 +117,9 @@ public sealed partial record ExperimentSpec(string Name, string Model, string Un
                 (long)(Number(g, "max_invalid_outputs", 0, long.MaxValue) ?? guardrails.MaxInvalidOutputs),
                 Number(g, "max_p99_ratio", 1, 1000) ?? guardrails.MaxP99Ratio,
                 Number(g, "min_shadow_agreement", 0, 1),
-                (int)(Number(g, "min_samples", 1, 1_000_000) ?? guardrails.MinSamples));
+                (int)(Number(g, "min_samples", 1, 1_000_000) ?? guardrails.MinSamples),
+                Number(g, "auroc_margin", 0, 1) ?? guardrails.AurocMargin,
+                Number(g, "brier_margin", 0, 1) ?? guardrails.BrierMargin);
         }
 
         return new ExperimentSpec(name, model, unit, arms, shadows, rollout, guardrails);
@@ -147,6 +157,8 @@ public sealed partial record ExperimentSpec(string Name, string Model, string Un
         }
 
         w.WriteNumber("min_samples", Guardrails.MinSamples);
+        w.WriteNumber("auroc_margin", Guardrails.AurocMargin);
+        w.WriteNumber("brier_margin", Guardrails.BrierMargin);
         w.WriteEndObject();
     }
 

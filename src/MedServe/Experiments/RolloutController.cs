@@ -11,10 +11,15 @@ namespace MedServe.Experiments;
 /// breach sends all traffic to the control arm at once, records why (journal, alert event,
 /// webhooks, log) and leaves the experiment rolled_back.
 /// </summary>
-public sealed partial class RolloutController(ExperimentService experiments, ExperimentRouter router, IAlertStore alerts, WebhookSender webhooks, AuditTrail trail,
+public sealed partial class RolloutController(ExperimentService experiments, ExperimentRouter router, ExperimentReport report, IAlertStore alerts, WebhookSender webhooks, AuditTrail trail,
     TimeProvider time, ILogger<RolloutController> logger) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often the outcome guardrails (which read the journal's predictions) are checked.</summary>
+    public static readonly TimeSpan OutcomeInterval = TimeSpan.FromSeconds(10);
+
+    private readonly Dictionary<string, DateTimeOffset> _outcomesChecked = new(StringComparer.Ordinal);
 
     private readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -32,7 +37,14 @@ public sealed partial class RolloutController(ExperimentService experiments, Exp
                     continue;
                 }
 
-                if (Breach(live) is { } reason)
+                var breach = Breach(live);
+                if (breach is null && now - _outcomesChecked.GetValueOrDefault(spec.Name, DateTimeOffset.MinValue) >= OutcomeInterval)
+                {
+                    _outcomesChecked[spec.Name] = now;
+                    breach = await OutcomeBreachAsync(spec, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (breach is { } reason)
                 {
                     await experiments.RollBackAsync(spec.Name, reason, cancellationToken).ConfigureAwait(false);
                     await RecordAsync(spec, reason, now, cancellationToken).ConfigureAwait(false);
@@ -88,6 +100,38 @@ public sealed partial class RolloutController(ExperimentService experiments, Exp
                 {
                     return $"guardrail: shadow {arm} agrees with the primary on {shadow.Agreement:P1} of cases, below {agreement:P1}";
                 }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>AUROC and Brier non-inferiority from the experiment's report, where both arms have outcomes.</summary>
+    private async Task<string?> OutcomeBreachAsync(ExperimentSpec spec, CancellationToken cancellationToken)
+    {
+        var write = await report.BuildAsync(spec.Name, cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            write(w);
+        }
+
+        using var document = System.Text.Json.JsonDocument.Parse(buffer.ToArray());
+        var guard = spec.Guardrails;
+        foreach (var c in document.RootElement.GetProperty("comparisons").EnumerateArray())
+        {
+            if (c.GetProperty("arm").GetString() != spec.Arms[1].Name || !c.TryGetProperty("always_valid_ci_low", out var low))
+            {
+                continue;
+            }
+
+            var high = c.GetProperty("always_valid_ci_high").GetDouble();
+            switch (c.GetProperty("metric").GetString())
+            {
+                case "auroc" when high < -guard.AurocMargin:
+                    return $"guardrail: AUROC non-inferiority failed: the candidate trails the control by {-c.GetProperty("difference").GetDouble():0.000} (always-valid 95% interval up to {high:0.000}, margin {guard.AurocMargin})";
+                case "brier" when low.GetDouble() > guard.BrierMargin:
+                    return $"guardrail: Brier non-inferiority failed: the candidate's is higher by {c.GetProperty("difference").GetDouble():0.000} (always-valid 95% interval from {low.GetDouble():0.000}, margin {guard.BrierMargin})";
             }
         }
 

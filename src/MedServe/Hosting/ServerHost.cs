@@ -180,7 +180,12 @@ public static class ServerHost
         services.TryAddSingleton<MedServe.Alerts.IAlertStore>(_ => MedServe.Alerts.SqliteAlertStore.Open(Path.Combine(server.ResolvedDataDir, "alerts.db")));
         services.TryAddSingleton<MedServe.Alerts.MonitoredFigures>();
         services.TryAddSingleton<MedServe.Reports.ModelReport>();
-        services.TryAddSingleton<MedServe.Experiments.IExperimentStore>(_ => MedServe.Experiments.SqliteExperimentStore.Open(Path.Combine(server.ResolvedDataDir, "experiments.db")));
+        // Experiments' intent and history live in the registry's database, beside the aliases they route among.
+        services.TryAddSingleton<MedServe.Experiments.IExperimentStore>(sp =>
+        {
+            sp.GetRequiredService<IRegistryStore>();
+            return MedServe.Experiments.SqliteExperimentStore.Open(Path.Combine(server.ResolvedDataDir, "registry.db"));
+        });
         services.TryAddSingleton<MedServe.Experiments.ExperimentRouter>();
         services.TryAddSingleton<MedServe.Experiments.ExperimentService>();
         services.TryAddSingleton<MedServe.Experiments.ExperimentReport>();

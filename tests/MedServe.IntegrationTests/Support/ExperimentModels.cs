@@ -6,8 +6,8 @@ namespace MedServe.IntegrationTests.Support;
 /// <summary>
 /// Model "ab", three real ONNX versions of p = sigmoid(sum(in)) over an FP32 [-1, 3] input:
 /// version 1 as is; version 2 takes the square root of the sum first, so a negative sum gives
-/// NaN (a faulty candidate); version 3 also multiplies a 384x384 matrix five times per call (a
-/// slow one) before the same answer.
+/// NaN (a faulty candidate); version 3 also multiplies a 384x384 matrix eight times per call (a
+/// slow one) before the same answer; version 4 negates the sum (valid outputs, ranked backwards).
 /// </summary>
 internal static class ExperimentModels
 {
@@ -29,9 +29,10 @@ internal static class ExperimentModels
         Save(folder, 1, Graph(nan: false, slow: false));
         Save(folder, 2, Graph(nan: true, slow: false));
         Save(folder, 3, Graph(nan: false, slow: true));
+        Save(folder, 4, Graph(nan: false, slow: false, inverted: true));
     }
 
-    private static GraphProto Graph(bool nan, bool slow)
+    private static GraphProto Graph(bool nan, bool slow, bool inverted = false)
     {
         var graph = new GraphProto { Name = "ab" };
         graph.Input.Add(Value("in", 3));
@@ -56,19 +57,31 @@ internal static class ExperimentModels
             }
 
             graph.Initializer.Add(weights);
-            var current = "w";
-            for (var k = 0; k < 5; k++)
+            graph.Initializer.Add(new TensorProto { Name = "zero", DataType = (int)TensorProto.Types.DataType.Float, Dims = { }, FloatData = { 0f } });
+
+            // The matrix depends on the input (plus zero times its mean), so ONNX Runtime cannot fold the products away at load.
+            graph.Node.Add(Node("ReduceMean", ["sum"], ["level"], keepdims: 0));
+            graph.Node.Add(Node("Mul", ["level", "zero"], ["nil"]));
+            graph.Node.Add(Node("Add", ["w", "nil"], ["w_in"]));
+            var current = "w_in";
+            for (var k = 0; k < 8; k++)
             {
-                graph.Node.Add(Node("MatMul", [current, "w"], [$"m{k}"]));
+                graph.Node.Add(Node("MatMul", [current, "w_in"], [$"m{k}"]));
                 current = $"m{k}";
             }
 
             // Zero times the product, added: the answer is unchanged, the work is done.
-            graph.Initializer.Add(new TensorProto { Name = "zero", DataType = (int)TensorProto.Types.DataType.Float, Dims = { }, FloatData = { 0f } });
             graph.Node.Add(Node("ReduceMean", [current], ["mean"], keepdims: 0));
             graph.Node.Add(Node("Mul", ["mean", "zero"], ["nothing"]));
             graph.Node.Add(Node("Add", [last, "nothing"], ["slow"]));
             last = "slow";
+        }
+
+        if (inverted)
+        {
+            // Version 4 ranks every case backwards: valid outputs, the worst discrimination.
+            graph.Node.Add(Node("Neg", [last], ["negated"]));
+            last = "negated";
         }
 
         graph.Node.Add(Node("Sigmoid", [last], ["p"]));
