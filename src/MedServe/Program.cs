@@ -15,6 +15,11 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     ReportCommand.Create(),
     ExperimentsCommand.Create(),
 };
+foreach (var command in BackupCommand.Create())
+{
+    root.Add(command);
+}
+
 return await root.Parse(args).InvokeAsync();
 
 /// <summary>Visible to functional tests.</summary>
