@@ -14,6 +14,7 @@ var root = new RootCommand("MedServe: a model server for clinical AI (Open Infer
     DriftCommand.Create(),
     ReportCommand.Create(),
     ExperimentsCommand.Create(),
+    SamplesCommand.Create(),
 };
 foreach (var command in BackupCommand.Create())
 {

@@ -29,7 +29,7 @@ public static class DataDirBackup
     /// <summary>Files the server keeps in the data dir that a backup copies as files (not databases).</summary>
     private static readonly string[] Databases = ["registry.db", "keys.db", "predictions.db", "drift.db", "alerts.db"];
 
-    private static readonly string[] Secrets = ["secrets/pseudonym.key", "secrets/audit-signing.pem", "secrets/audit-signing.pub.pem"];
+    private static readonly string[] Secrets = ["admin.key", "secrets/pseudonym.key", "secrets/audit-signing.pem", "secrets/audit-signing.pub.pem"];
 
     public static IReadOnlyList<BackupFile> Backup(string dataDir, string target, MasterKeyRing masterKeys, Action<string, int, int>? progress = null)
     {
