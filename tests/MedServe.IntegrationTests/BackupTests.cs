@@ -43,7 +43,20 @@ public sealed class BackupTests
                     }
                 });
                 await Task.Delay(200);
-                Assert.Equal(0, await Cli("backup", backup, "--data-dir", original));
+                var errors = new StringWriter();
+                var previous = Console.Error;
+                Console.SetError(errors);
+                int code;
+                try
+                {
+                    code = await Cli("backup", backup, "--data-dir", original);
+                }
+                finally
+                {
+                    Console.SetError(previous);
+                }
+
+                Assert.True(code == 0, "backup failed: " + errors);
                 await stop.CancelAsync();
                 await load;
                 Assert.Equal(0, failures);

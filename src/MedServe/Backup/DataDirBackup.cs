@@ -53,7 +53,14 @@ public static class DataDirBackup
             plan.Add((db, destination => OnlineBackup(Path.Combine(dataDir, db), destination)));
         }
 
-        // The journal: its segments in order (a segment is sealed before the next begins), then its anchor.
+        // The anchor before the journal: it names a head the journal had reached, so the segments copied
+        // after it reach at least that far (copied the other way round, the copy could end before its anchor).
+        if (File.Exists(Path.Combine(dataDir, "journal.anchor")))
+        {
+            plan.Add(("journal.anchor", destination => CopyShared(Path.Combine(dataDir, "journal.anchor"), destination)));
+        }
+
+        // The journal's segments in order (each sealed before the next begins; the open one up to where it is written).
         foreach (var folder in new[] { "journal", "artifacts", "models" })
         {
             var root = Path.Combine(dataDir, folder);
@@ -72,11 +79,6 @@ public static class DataDirBackup
 
                 plan.Add((relative, destination => CopyShared(file, destination)));
             }
-        }
-
-        if (File.Exists(Path.Combine(dataDir, "journal.anchor")))
-        {
-            plan.Add(("journal.anchor", destination => CopyShared(Path.Combine(dataDir, "journal.anchor"), destination)));
         }
 
         foreach (var secret in Secrets.Where(s => File.Exists(Path.Combine(dataDir, s))))
@@ -196,14 +198,28 @@ public static class DataDirBackup
             : throw new InvalidOperationException("the backup's manifest names a path outside its folder");
     }
 
+    /// <summary>
+    /// SQLite's online backup of one database. A step the server's writer holds busy is tried
+    /// again (the backup API does not wait on its own), for up to 30 s.
+    /// </summary>
     private static bool OnlineBackup(string source, string destination)
     {
-        using var from = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = source, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        using var to = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = destination, Pooling = false }.ToString());
-        from.Open();
-        to.Open();
-        from.BackupDatabase(to);
-        return true;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using var from = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = source, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+                using var to = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = destination, Pooling = false }.ToString());
+                from.Open();
+                to.Open();
+                from.BackupDatabase(to);
+                return true;
+            }
+            catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6 && attempt < 300)
+            {
+                Thread.Sleep(100); // SQLITE_BUSY or SQLITE_LOCKED: the server is mid-write
+            }
+        }
     }
 
     /// <summary>Copies a file another process may be appending to (the journal's open segment), as it is now.</summary>
