@@ -8,6 +8,7 @@
 //   journal <folder> <appenders> <seconds> <rounds>   durable records/s: the journal against the SQLite audit store
 //   record-cost <folder> <count>      microseconds per step of journaling one risk inference (payload, encryption, record, projection)
 //   outcomes <url> <key> <predictions> <batch>   outcomes/s joined by request id and by patient (bench/outcomes.sh)
+//   soak <url> <key> <pid> <rate> <seconds>   open-loop risk load at a fixed rate; p50, p99, errors and the server's RSS every 10 s (bench/soak.sh)
 //   stall <url> <key> <conns> <declared> <initial> <seconds>   connections declaring a large body and stalling (bench/memory-burst.sh)
 //   bomb <url> <key> <conns> <decoded>  concurrent gzip bombs of <decoded> zero bytes (bench/memory-burst.sh)
 using MedServe.Bench;
@@ -23,6 +24,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "journal" => await JournalLoad.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture)),
     "record-cost" => await RecordCost.RunAsync(args[1], Int(args[2])),
     "outcomes" => await OutcomeLoad.RunAsync(new Uri(args[1]), args[2], Int(args[3]), Int(args[4])),
+    "soak" => await Soak.RunAsync(new Uri(args[1]), args[2], Int(args[3]), double.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture)),
     "stall" => await MemoryBurst.StallAsync(new Uri(args[1]), args[2], Int(args[3]), long.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), Int(args[5]), double.Parse(args[6], System.Globalization.CultureInfo.InvariantCulture)),
     "bomb" => await MemoryBurst.BombAsync(new Uri(args[1]), args[2], Int(args[3]), Int(args[4])),
     _ => Usage(),

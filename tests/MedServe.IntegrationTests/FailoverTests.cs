@@ -16,7 +16,7 @@ namespace MedServe.IntegrationTests;
 public sealed class FailoverTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private static readonly string RiskBody = $$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{string.Join(",", Enumerable.Repeat("0.25", 30))}}]}]}""";
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = RepositoryRoot.Path;
     private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-failover-" + Guid.NewGuid().ToString("N"));
     private readonly List<IDisposable> _processes = [];
 
@@ -209,17 +209,6 @@ public sealed class FailoverTests(Xunit.Abstractions.ITestOutputHelper output) :
         {
             Directory.Delete(_work, recursive: true);
         }
-    }
-
-    private static string FindRoot()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "MedServe.slnx")))
-        {
-            folder = folder.Parent;
-        }
-
-        return folder?.FullName ?? throw new InvalidOperationException("the repository root is not above the tests");
     }
 
     private sealed class Killer(Process process) : IDisposable

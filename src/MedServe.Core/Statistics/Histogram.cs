@@ -35,6 +35,40 @@ public sealed class Histogram(long[] upperBounds)
         Interlocked.Add(ref _sum, value);
     }
 
+    /// <summary>
+    /// The q-quantile of cumulative counts over <paramref name="bounds"/>, as Prometheus'
+    /// histogram_quantile answers it: the bucket holding the rank, and linear interpolation inside
+    /// it (the highest finite bound for the +Inf bucket). Null with no observations.
+    /// </summary>
+    public static double? Quantile(IReadOnlyList<long> bounds, long[] cumulative, double q)
+    {
+        if (cumulative.Length == 0 || cumulative[^1] == 0)
+        {
+            return null;
+        }
+
+        var rank = q * cumulative[^1];
+        for (var i = 0; i < cumulative.Length; i++)
+        {
+            if (cumulative[i] < rank)
+            {
+                continue;
+            }
+
+            if (i >= bounds.Count)
+            {
+                return bounds[^1];
+            }
+
+            var lower = i == 0 ? 0 : bounds[i - 1];
+            var below = i == 0 ? 0 : cumulative[i - 1];
+            var inBucket = cumulative[i] - below;
+            return inBucket == 0 ? bounds[i] : lower + ((bounds[i] - lower) * (rank - below) / inBucket);
+        }
+
+        return bounds[^1];
+    }
+
     /// <summary>Cumulative counts per bucket, the last being +Inf (the total count).</summary>
     public long[] CumulativeCounts()
     {

@@ -25,6 +25,18 @@ public static class ApiResponses
         await response.Body.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
     }
 
+    /// <summary>What a writer writes, as a document: a report read back for its figures (alerts, the report page, the rollout controller).</summary>
+    public static JsonDocument Render(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            write(w);
+        }
+
+        return JsonDocument.Parse(buffer.ToArray());
+    }
+
     public static Task WriteErrorAsync(HttpResponse response, int status, string message) =>
         WriteJsonAsync(response, status, w =>
         {

@@ -125,32 +125,8 @@ public sealed class MonitoredFigures(ModelManager models, IPredictionStore store
                 return requests > 0 ? ((double)fail / requests, requests) : (null, 0);
             default:
                 var buckets = last.Buckets.Select((c, i) => c - (reset || first.Buckets.Length != last.Buckets.Length ? 0 : first.Buckets[i])).ToArray();
-                return buckets.Length == 0 || buckets[^1] == 0 ? (null, 0) : (Quantile(buckets, 0.99) / 1e6, buckets[^1]);
+                return MedServe.Statistics.Histogram.Quantile(MedServe.Statistics.Histogram.LatencyBucketsNs, buckets, 0.99) is { } p99 ? (p99 / 1e6, buckets[^1]) : (null, 0);
         }
-    }
-
-    /// <summary>As Prometheus' histogram_quantile: the bucket holding the quantile, and linear interpolation inside it.</summary>
-    private static double Quantile(long[] cumulative, double q)
-    {
-        var bounds = MedServe.Statistics.Histogram.LatencyBucketsNs;
-        var rank = q * cumulative[^1];
-        for (var i = 0; i < cumulative.Length; i++)
-        {
-            if (cumulative[i] >= rank)
-            {
-                if (i >= bounds.Length)
-                {
-                    return bounds[^1]; // the +Inf bucket: the highest finite bound, as Prometheus answers
-                }
-
-                var lower = i == 0 ? 0 : bounds[i - 1];
-                var below = i == 0 ? 0 : cumulative[i - 1];
-                var inBucket = cumulative[i] - below;
-                return inBucket == 0 ? bounds[i] : lower + ((bounds[i] - lower) * (rank - below) / inBucket);
-            }
-        }
-
-        return bounds[^1];
     }
 
     /// <summary>The share of the window's logged predictions with an output element that is NaN, infinite, or outside the spec's range.</summary>
@@ -246,14 +222,5 @@ public sealed class MonitoredFigures(ModelManager models, IPredictionStore store
         };
     }
 
-    private static JsonDocument Document(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            write(w);
-        }
-
-        return JsonDocument.Parse(buffer.ToArray());
-    }
+    private static JsonDocument Document(Action<Utf8JsonWriter> write) => Http.V2.ApiResponses.Render(write);
 }

@@ -64,35 +64,8 @@ public sealed class ArmStatistics
         Latency.Observe((long)(latency.TotalMilliseconds * 1_000_000));
     }
 
-    /// <summary>The p-th percentile of latency in ms, interpolated in the histogram as histogram_quantile does.</summary>
-    public double? Percentile(double q)
-    {
-        var counts = Latency.CumulativeCounts();
-        if (counts[^1] == 0)
-        {
-            return null;
-        }
-
-        var bounds = MedServe.Statistics.Histogram.LatencyBucketsNs;
-        var rank = q * counts[^1];
-        for (var i = 0; i < counts.Length; i++)
-        {
-            if (counts[i] >= rank)
-            {
-                if (i >= bounds.Length)
-                {
-                    return bounds[^1] / 1e6;
-                }
-
-                var lower = i == 0 ? 0 : bounds[i - 1];
-                var below = i == 0 ? 0 : counts[i - 1];
-                var inBucket = counts[i] - below;
-                return (inBucket == 0 ? bounds[i] : lower + ((bounds[i] - lower) * (rank - below) / inBucket)) / 1e6;
-            }
-        }
-
-        return bounds[^1] / 1e6;
-    }
+    /// <summary>The q-quantile of latency in ms, interpolated in the histogram as histogram_quantile does.</summary>
+    public double? Percentile(double q) => MedServe.Statistics.Histogram.Quantile(MedServe.Statistics.Histogram.LatencyBucketsNs, Latency.CumulativeCounts(), q) / 1e6;
 }
 
 /// <summary>A shadow's comparison with the primary answers: agreement at the threshold, and the score differences.</summary>

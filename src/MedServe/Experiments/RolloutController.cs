@@ -109,14 +109,7 @@ public sealed partial class RolloutController(ExperimentService experiments, Exp
     /// <summary>AUROC and Brier non-inferiority from the experiment's report, where both arms have outcomes.</summary>
     private async Task<string?> OutcomeBreachAsync(ExperimentSpec spec, CancellationToken cancellationToken)
     {
-        var write = await report.BuildAsync(spec.Name, cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
-        {
-            write(w);
-        }
-
-        using var document = System.Text.Json.JsonDocument.Parse(buffer.ToArray());
+        using var document = Http.V2.ApiResponses.Render(await report.BuildAsync(spec.Name, cancellationToken).ConfigureAwait(false));
         var guard = spec.Guardrails;
         foreach (var c in document.RootElement.GetProperty("comparisons").EnumerateArray())
         {

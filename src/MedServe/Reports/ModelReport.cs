@@ -187,16 +187,7 @@ public sealed class ModelReport(IPredictionStore store, PredictionProjectionServ
         return reader.ReadToEnd();
     }
 
-    private static JsonDocument Document(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            write(w);
-        }
-
-        return JsonDocument.Parse(buffer.ToArray());
-    }
+    private static JsonDocument Document(Action<Utf8JsonWriter> write) => Http.V2.ApiResponses.Render(write);
 
     private static void Numbers(Utf8JsonWriter w, string name, double[] values)
     {
