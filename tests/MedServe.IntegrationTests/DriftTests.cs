@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using MedServe.IntegrationTests.Support;
 using MedServe.Samples;
 using MedServe.Training.BreastCancer;
@@ -67,6 +68,77 @@ public sealed class DriftTests
 
         var events = await server.Services.GetRequiredService<MedServe.Alerts.AlertEvaluator>().EvaluateOnceAsync(DateTimeOffset.UtcNow.AddSeconds(1));
         Assert.Equal(("bc-drift", "firing", 1.0), (events.Single().Rule, events.Single().State, events.Single().Value!.Value));
+    }
+
+    /// <summary>
+    /// The issue's end-to-end case: wdbc.csv's rows as traffic, then the same rows with one feature
+    /// (mean_radius) scaled by 1.3. That feature is flagged, the dataset verdict follows its rule, an
+    /// alert on it reaches a local receiver with a valid signature, and the report renders.
+    /// </summary>
+    [Fact]
+    public async Task Wdbc_rows_then_the_same_rows_with_one_feature_scaled_flag_it_alert_signed_and_render_the_report()
+    {
+        const string secret = "drift-webhook-secret-0123456789";
+        await using var receiver = await Receiver.StartAsync(failFirst: 0);
+        await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["MedServe:Alerts:Enabled"] = "false",
+            ["MedServe:Alerts:Webhooks:0:Name"] = "pager",
+            ["MedServe:Alerts:Webhooks:0:Url"] = receiver.Url,
+            ["MedServe:Alerts:Webhooks:0:Secret"] = secret,
+        }, provision: repository => SampleModels.ProvisionBreastCancer(repository));
+        using var client = server.Client(server.AdminKey);
+        var data = WdbcDataset.Load(Path.Combine(AppContext.BaseDirectory, "samples", "wdbc.csv"));
+        var rows = Enumerable.Range(0, data.Features.Length).ToArray();
+        foreach (var chunk in rows.Chunk(16))
+        {
+            await Infer(client, [.. chunk.Select(i => data.Features[i])]);
+        }
+
+        var plain = await Drift(client, "");
+        Assert.Equal(rows.Length, plain.GetProperty("window_rows").GetInt32());
+        Assert.False(plain.GetProperty("features")[0].GetProperty("drifted").GetBoolean());
+
+        var since = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        foreach (var chunk in rows.Chunk(16))
+        {
+            await Infer(client, [.. chunk.Select(i => data.Features[i].Select((v, j) => j == 0 ? v * 1.3f : v).ToArray())]);
+        }
+
+        var scaled = await Drift(client, "?from=" + Uri.EscapeDataString(since));
+        var features = scaled.GetProperty("features").EnumerateArray().ToList();
+        Assert.True(features.Single(f => f.GetProperty("name").GetString() == "mean_radius").GetProperty("drifted").GetBoolean());
+        foreach (var unchanged in new[] { "mean_texture", "mean_perimeter", "mean_area", "worst_radius" })
+        {
+            Assert.False(features.Single(f => f.GetProperty("name").GetString() == unchanged).GetProperty("drifted").GetBoolean(), unchanged);
+        }
+
+        // The dataset verdict follows its rule: drifted when at least the configured share of features drifted.
+        var share = scaled.GetProperty("drifted_share").GetDouble();
+        Assert.Equal(share >= scaled.GetProperty("drift_share").GetDouble(), scaled.GetProperty("dataset_drift").GetBoolean());
+        Assert.Equal(features.Count(f => f.GetProperty("drifted").GetBoolean()) / (double)features.Count, share, 12);
+        Assert.True(scaled.GetProperty("drift_detected").GetBoolean());
+
+        using (var rule = await client.PutAsync("/v1/alerts/rules/radius", new StringContent(
+            """{"name":"radius","model":"breast-cancer","metric":"feature_drifted:mean_radius","above":0.5,"window":"PT10M","min_samples":100,"webhooks":["pager"]}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, rule.StatusCode);
+        }
+
+        var fired = await server.Services.GetRequiredService<MedServe.Alerts.AlertEvaluator>().EvaluateOnceAsync(DateTimeOffset.UtcNow.AddSeconds(1));
+        Assert.Equal(("radius", "firing"), (fired.Single().Rule, fired.Single().State));
+        var delivery = (await receiver.WaitForAsync(1)).Single();
+        Assert.Equal(MedServe.Alerts.WebhookSender.Sign(secret, delivery.Timestamp, delivery.Body), delivery.Signature);
+        Assert.Equal("feature_drifted:mean_radius", JsonDocument.Parse(delivery.Body).RootElement.GetProperty("metric").GetString());
+
+        var file = Path.Combine(server.Root, "drift-report.html");
+        Assert.Equal(0, await new System.CommandLine.RootCommand { MedServe.Cli.ReportCommand.Create() }
+            .Parse(["report", "breast-cancer", "--html", file, "--server", server.HttpAddress.ToString(), "--api-key", server.AdminKey]).InvokeAsync());
+        var dom = await Chromium.DomAsync(file, server.Root);
+        Assert.Contains("id=\"drift-over-time\"", dom);
+        Assert.Matches("data-rendered=\"[1-9]\"", dom);
+        Assert.Matches("<td>mean_radius</td><td>ks</td><td>[0-9.]+</td><td>[0-9.]+</td><td>[0-9.]*</td><td>yes</td>", dom);
+        Assert.Contains("<td>radius</td>", Regex.Match(dom, "<table id=\"alert-table\">.*?</table>", RegexOptions.Singleline).Value);
     }
 
     [Fact]

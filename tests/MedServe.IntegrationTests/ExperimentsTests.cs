@@ -246,11 +246,17 @@ public sealed class ExperimentsTests
         // 300 patients; the outcome follows the sum of the inputs, which version 4 ranks backwards.
         var random = new Random(12);
         var outcomes = new List<object>();
+        var byArm = new Dictionary<string, (List<double> Scores, List<double> Labels)> { ["control"] = ([], []), ["candidate"] = ([], []) };
         for (var i = 0; i < 300; i++)
         {
             var x = (float)(random.NextDouble() - 0.5);
-            await Infer(client, $"MRN-O-{i}", [x, x, x]);
-            outcomes.Add(new { model = "ab", patient_id = $"MRN-O-{i}", observed_at = DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"), label = random.NextDouble() < 1 / (1 + Math.Exp(-12 * x)) ? 1 : 0 });
+            using var response = await Post(client, "/v2/models/ab/infer", Body($"MRN-O-{i}", [x, x, x]));
+            var json = await ServerFixture.JsonAsync(response);
+            var label = random.NextDouble() < 1 / (1 + Math.Exp(-12 * x)) ? 1 : 0;
+            var arm = byArm[json.GetProperty("parameters").GetProperty("arm").GetString()!];
+            arm.Scores.Add((float)json.GetProperty("outputs")[0].GetProperty("data")[0].GetDouble());
+            arm.Labels.Add(label);
+            outcomes.Add(new { model = "ab", patient_id = $"MRN-O-{i}", observed_at = DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"), label });
         }
 
         using (await Post(client, "/v1/outcomes", JsonSerializer.Serialize(outcomes)))
@@ -266,6 +272,22 @@ public sealed class ExperimentsTests
         var auroc = report.GetProperty("comparisons").EnumerateArray().Single(c => c.GetProperty("metric").GetString() == "auroc");
         Assert.True(auroc.GetProperty("always_valid_ci_high").GetDouble() < -0.05);
         Assert.Equal("stop for harm", report.GetProperty("decision").GetProperty("decision").GetString());
+
+        // The report's figures are the statistics engine's on the same scores and labels.
+        var arms = report.GetProperty("arms").EnumerateArray().ToDictionary(a => a.GetProperty("name").GetString()!);
+        foreach (var (name, (scores, labels)) in byArm)
+        {
+            Assert.Equal(MedServe.Stats.Clinical.ClinicalMetrics.Auroc(labels, scores), arms[name].GetProperty("auroc").GetProperty("value").GetDouble(), 12);
+            Assert.Equal(MedServe.Stats.Clinical.ClinicalMetrics.Brier(labels, scores), arms[name].GetProperty("brier").GetProperty("value").GetDouble(), 12);
+        }
+
+        var mean = report.GetProperty("comparisons").EnumerateArray().Single(c => c.GetProperty("metric").GetString() == "mean_score");
+        Assert.Equal(MedServe.Stats.Tests.HypothesisTests.WelchTTest(byArm["candidate"].Scores, byArm["control"].Scores).P, mean.GetProperty("p_value").GetDouble(), 12);
+        var (aucA, varA) = MedServe.Stats.Clinical.ClinicalMetrics.AurocWithVariance(byArm["control"].Labels, byArm["control"].Scores);
+        var (aucB, varB) = MedServe.Stats.Clinical.ClinicalMetrics.AurocWithVariance(byArm["candidate"].Labels, byArm["candidate"].Scores);
+        var always = MedServe.Stats.Experiments.AlwaysValid.Once(aucB - aucA, varA + varB, 0.05);
+        Assert.Equal(always.P, auroc.GetProperty("always_valid_p").GetDouble(), 12);
+        Assert.Equal(always.High, auroc.GetProperty("always_valid_ci_high").GetDouble(), 12);
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class ReportTests
         Assert.DoesNotContain("MRN-REPORT", html);
         Assert.Contains("Leon Sorokin", html); // the bundled library's licence travels with it
 
-        var dom = await ChromiumDomAsync(file, server.Root);
+        var dom = await Chromium.DomAsync(file, server.Root);
 
         // ROC, calibration and drift over time: a canvas each, drawn by the page's own script.
         Assert.Matches("data-rendered=\"[3-9]\"", dom);
@@ -67,32 +67,5 @@ public sealed class ReportTests
         var drift = Regex.Match(dom, "<table id=\"drift-table\">.*?</table>", RegexOptions.Singleline).Value;
         Assert.Equal(31 + 1, Regex.Matches(drift, "<tr>").Count);
         Assert.Contains("<td>mean_radius</td>", drift);
-    }
-
-    /// <summary>The page's DOM after its scripts ran, from headless chromium with every host name unresolvable.</summary>
-    private static async Task<string> ChromiumDomAsync(string file, string scratch)
-    {
-        var start = new ProcessStartInfo("chromium")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var argument in new[]
-        {
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--user-data-dir=" + Path.Combine(scratch, "chromium"), "--virtual-time-budget=10000", "--dump-dom", new Uri(file).AbsoluteUri,
-        })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var chromium = Process.Start(start) ?? throw new InvalidOperationException("chromium did not start: .ci/run installs Debian's chromium");
-        var output = chromium.StandardOutput.ReadToEndAsync();
-        var errors = chromium.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        await chromium.WaitForExitAsync(timeout.Token);
-        var dom = await output;
-        Assert.True(dom.Contains("</html>", StringComparison.Ordinal), "chromium gave no DOM: " + await errors);
-        return dom;
     }
 }

@@ -240,14 +240,15 @@ public sealed partial class ModelManager : IAsyncDisposable
     /// <summary>The experiment layer: routes inferences that name no version (null: none).</summary>
     public Experiments.IExperimentRouter? Router { get; set; }
 
-    public async ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken)
+    public ValueTask<InferenceResult> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken)
     {
+        // Without an experiment the call is the inner one, not awaited here: no second state machine on the hot path.
         var route = string.IsNullOrEmpty(version) ? RouteOf(name, request) : null;
-        if (route is null)
-        {
-            return await InferAsync(name, version, request, null, cancellationToken).ConfigureAwait(false);
-        }
+        return route is null ? InferAsync(name, version, request, null, cancellationToken) : RoutedAsync(name, route, request, cancellationToken);
+    }
 
+    private async ValueTask<InferenceResult> RoutedAsync(string name, Experiments.ExperimentRoute route, InferenceRequest request, CancellationToken cancellationToken)
+    {
         var start = _time.GetTimestamp();
         try
         {
@@ -272,6 +273,20 @@ public sealed partial class ModelManager : IAsyncDisposable
         {
             // The experiment layer never fails a request: without a route it goes where it would have.
             return null;
+        }
+    }
+
+    /// <summary>The OpenTelemetry inference counter (a no-op with nothing listening).</summary>
+    private static void Count(ModelVersion target, string outcome)
+    {
+        if (Diagnostics.Telemetry.Inferences.Enabled)
+        {
+            Diagnostics.Telemetry.Inferences.Add(1, new System.Diagnostics.TagList
+            {
+                { "medserve.model", target.Name },
+                { "medserve.model_version", target.Version },
+                { "medserve.outcome", outcome },
+            });
         }
     }
 
@@ -315,11 +330,13 @@ public sealed partial class ModelManager : IAsyncDisposable
             }
 
             request.Sink?.Capture(target.Config, request, result);
+            Count(target, "ok");
             return result;
         }
         catch (InferenceException e)
         {
             span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Kind.ToString());
+            Count(target, e.Kind.ToString());
             throw;
         }
         finally
