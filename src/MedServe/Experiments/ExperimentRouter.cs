@@ -141,9 +141,9 @@ public sealed class LiveExperiment(StoredExperiment stored, IReadOnlyList<LiveAr
 /// Routes a model's unversioned inferences through its running experiment. A unit (the
 /// patient's pseudonym under unit "patient", else the request) goes to the arm with the lowest
 /// weighted rendezvous score -ln(u) / weight, u a hash of the experiment's salt, the unit and the
-/// arm: the same unit always lands on the same arm (across restarts and replicas: nothing but the
-/// hash decides), and raising one arm's weight moves units only onto that arm, no more than the
-/// change requires. The routing table is one immutable snapshot, swapped whole on every change.
+/// arm: the same unit always lands on the same arm (across restarts, and across replicas that share
+/// the pseudonym secret, as they must for their journals' pseudonyms to agree: nothing but the hash
+/// decides), and raising one arm's weight moves units only onto that arm, no more than the change requires. The routing table is one immutable snapshot, swapped whole on every change.
 /// Shadows get a copy of each routed request after the answer, bounded, never in its way.
 /// </summary>
 public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<ExperimentRouter> logger) : IExperimentRouter
