@@ -37,6 +37,20 @@ public static class ApiResponses
         return JsonDocument.Parse(buffer.ToArray());
     }
 
+    /// <summary>One JSON object's text, its members written by <paramref name="members"/> (what stores keep and webhooks receive).</summary>
+    public static string ObjectJson(Action<Utf8JsonWriter> members)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            members(w);
+            w.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
     public static Task WriteErrorAsync(HttpResponse response, int status, string message) =>
         WriteJsonAsync(response, status, w =>
         {

@@ -59,7 +59,7 @@ public sealed partial class AlertEvaluator(IAlertStore store, MonitoredFigures f
                         LogResolved(logger, rule.Name, rule.Model, rule.Metric, value!.Value);
                     }
 
-                    webhooks.Enqueue(rule, Encoding.UTF8.GetBytes(SqliteAlertStore.Json(e.Write)));
+                    webhooks.Enqueue(rule.Webhooks, Encoding.UTF8.GetBytes(Http.V2.ApiResponses.ObjectJson(e.Write)));
                     await store.SetStateAsync(new AlertState(rule.Name, next, now, value, samples), cancellationToken).ConfigureAwait(false);
                 }
                 else

@@ -48,7 +48,7 @@ public sealed class SqliteAlertStore : IAlertStore
 
     public Task SaveRuleAsync(AlertRule rule, CancellationToken cancellationToken = default)
     {
-        Execute("INSERT INTO alert_rules (name, rule) VALUES ($n, $r) ON CONFLICT (name) DO UPDATE SET rule = excluded.rule;", ("$n", rule.Name), ("$r", Json(rule.Write)));
+        Execute("INSERT INTO alert_rules (name, rule) VALUES ($n, $r) ON CONFLICT (name) DO UPDATE SET rule = excluded.rule;", ("$n", rule.Name), ("$r", Http.V2.ApiResponses.ObjectJson(rule.Write)));
         return Task.CompletedTask;
     }
 
@@ -86,7 +86,7 @@ public sealed class SqliteAlertStore : IAlertStore
         var stored = e with { Sequence = sequence };
         using var update = connection.CreateCommand();
         update.CommandText = "UPDATE alert_events SET event = $e WHERE seq = $s; DELETE FROM alert_events WHERE seq <= $s - $keep;";
-        update.Parameters.AddWithValue("$e", Json(stored.Write));
+        update.Parameters.AddWithValue("$e", Http.V2.ApiResponses.ObjectJson(stored.Write));
         update.Parameters.AddWithValue("$s", sequence);
         update.Parameters.AddWithValue("$keep", keep);
         update.ExecuteNonQuery();
@@ -105,19 +105,6 @@ public sealed class SqliteAlertStore : IAlertStore
         return new AlertEvent(e.GetProperty("sequence").GetInt64(), e.GetProperty("rule").GetString()!, e.GetProperty("model").GetString()!, e.GetProperty("metric").GetString()!,
             e.GetProperty("state").GetString()!, e.TryGetProperty("value", out var v) ? v.GetDouble() : null, e.GetProperty(comparison).GetDouble(), comparison,
             e.GetProperty("samples").GetInt64(), DateTimeOffset.Parse(e.GetProperty("at").GetString()!, System.Globalization.CultureInfo.InvariantCulture));
-    }
-
-    internal static string Json(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            write(w);
-            w.WriteEndObject();
-        }
-
-        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     private SqliteConnection Open()

@@ -160,28 +160,8 @@ public sealed class MonitoredFigures(ModelManager models, IPredictionStore store
     }
 
     /// <summary>Whether any floating-point output element is NaN, infinite, or outside the spec's declared range.</summary>
-    public static bool InvalidOutput(DecodedPrediction prediction, Repository.MonitoringSpec spec)
-    {
-        foreach (var output in prediction.Outputs)
-        {
-            if (output.Data is null || output.DataType is not (Tensors.TensorDataType.Fp16 or Tensors.TensorDataType.Bf16 or Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64))
-            {
-                continue;
-            }
-
-            var size = Tensors.TensorDataTypes.ElementSize(output.DataType);
-            for (var at = 0; at + size <= output.Data.Length; at += size)
-            {
-                var x = PredictionPayload.Element(output.DataType, output.Data.AsSpan(at, size));
-                if (!double.IsFinite(x) || x < spec.OutputMin || x > spec.OutputMax)
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
+    public static bool InvalidOutput(DecodedPrediction prediction, Repository.MonitoringSpec spec) =>
+        prediction.Outputs.Any(o => o.Data is not null && OutputChecks.Invalid(spec, o.DataType, o.Data));
 
     private async Task<(double? Value, long Samples)> DriftAsync(AlertRule rule, DateTimeOffset from, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -50,10 +50,10 @@ public sealed partial class WebhookSender : BackgroundService
 
     public IReadOnlyCollection<string> Names => [.. _options.Webhooks.Select(w => w.Name)];
 
-    /// <summary>Queues the event for each webhook the rule names (all of them when it names none).</summary>
-    public void Enqueue(AlertRule rule, byte[] body)
+    /// <summary>Queues the event for each webhook named (all of them when none is).</summary>
+    public void Enqueue(IReadOnlyList<string> names, byte[] body)
     {
-        foreach (var webhook in _options.Webhooks.Where(w => rule.Webhooks.Count == 0 || rule.Webhooks.Contains(w.Name)))
+        foreach (var webhook in _options.Webhooks.Where(w => names.Count == 0 || names.Contains(w.Name)))
         {
             Interlocked.Increment(ref _pending);
             if (!_queue.Writer.TryWrite((webhook, body)))

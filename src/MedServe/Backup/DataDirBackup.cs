@@ -26,7 +26,7 @@ public static class DataDirBackup
 {
     public const string ManifestName = "manifest.json";
 
-    /// <summary>Files the server keeps in the data dir that a backup copies as files (not databases).</summary>
+    /// <summary>The SQLite databases a data dir holds: copied by SQLite's online backup, not as files.</summary>
     private static readonly string[] Databases = ["registry.db", "keys.db", "predictions.db", "drift.db", "alerts.db"];
 
     private static readonly string[] Secrets = ["admin.key", "secrets/pseudonym.key", "secrets/audit-signing.pem", "secrets/audit-signing.pub.pem"];

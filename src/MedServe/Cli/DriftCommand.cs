@@ -18,16 +18,8 @@ internal static class DriftCommand
         server.AddTo(command);
         server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            var query = new List<string>();
-            foreach (var (name, value) in new[] { ("version", parse.GetValue(version)), ("from", parse.GetValue(from)), ("to", parse.GetValue(to)) })
-            {
-                if (!string.IsNullOrEmpty(value))
-                {
-                    query.Add($"{name}={Uri.EscapeDataString(value)}");
-                }
-            }
-
-            using var response = await client.GetAsync($"/v1/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/drift{(query.Count > 0 ? "?" + string.Join('&', query) : "")}", cancellationToken);
+            var query = ServerConnection.Query(("version", parse.GetValue(version)), ("from", parse.GetValue(from)), ("to", parse.GetValue(to)));
+            using var response = await client.GetAsync($"/v1/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/drift{query}", cancellationToken);
             var report = await ServerConnection.Read(response, cancellationToken);
             if (parse.GetValue(json))
             {

@@ -20,20 +20,9 @@ internal static class PerformanceCommand
         server.AddTo(command);
         server.SetAction(command, async (parse, client, cancellationToken) =>
         {
-            var query = new List<string>();
-            void Add(string name, string? value)
-            {
-                if (!string.IsNullOrEmpty(value))
-                {
-                    query.Add($"{name}={Uri.EscapeDataString(value)}");
-                }
-            }
-
-            Add("version", parse.GetValue(version));
-            Add("from", parse.GetValue(from));
-            Add("to", parse.GetValue(to));
-            Add("threshold", parse.GetValue(threshold)?.ToString("R", CultureInfo.InvariantCulture));
-            using var response = await client.GetAsync($"/v1/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/performance{(query.Count > 0 ? "?" + string.Join('&', query) : "")}", cancellationToken);
+            var query = ServerConnection.Query(("version", parse.GetValue(version)), ("from", parse.GetValue(from)), ("to", parse.GetValue(to)),
+                ("threshold", parse.GetValue(threshold)?.ToString("R", CultureInfo.InvariantCulture)));
+            using var response = await client.GetAsync($"/v1/models/{Uri.EscapeDataString(parse.GetValue(model)!)}/performance{query}", cancellationToken);
             var report = await ServerConnection.Read(response, cancellationToken);
             if (parse.GetValue(json))
             {

@@ -111,6 +111,13 @@ internal sealed class ServerConnection
     public static StringContent Json(object value) => new(JsonSerializer.Serialize(value), System.Text.Encoding.UTF8, "application/json");
 
     /// <summary>The JSON body of a success (default for 204); the server's error message, as a <see cref="CliFailure"/>, otherwise.</summary>
+    /// <summary>"?a=1&amp;b=2" of the pairs that have a value (escaped), or "" when none has.</summary>
+    public static string Query(params (string Name, string? Value)[] pairs)
+    {
+        var given = pairs.Where(p => !string.IsNullOrEmpty(p.Value)).Select(p => $"{p.Name}={Uri.EscapeDataString(p.Value!)}").ToList();
+        return given.Count > 0 ? "?" + string.Join('&', given) : "";
+    }
+
     public static async Task<JsonElement> Read(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken);

@@ -164,7 +164,8 @@ public static class DriftApi
             return null;
         }
 
-        var positions = reference.Features.Select(f => w.Names.ToList().IndexOf(f.Name)).ToArray();
+        var columns = w.Names.Select((name, i) => (name, i)).ToDictionary(c => c.name, c => c.i, StringComparer.Ordinal);
+        var positions = reference.Features.Select(f => columns.GetValueOrDefault(f.Name, -1)).ToArray();
         var missing = reference.Features.Where((f, i) => positions[i] < 0).Select(f => f.Name).ToList();
         if (missing.Count > 0)
         {

@@ -214,7 +214,7 @@ public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<E
                 continue;
             }
 
-            var h = XxHash64.HashToUInt64(Encoding.UTF8.GetBytes($"{salt}\n{unit}\n{arm.Name}"));
+            var h = Hash(salt, unit, arm.Name);
             var u = ((h >> 11) + 0.5) / (1UL << 53);
             var score = -Math.Log(u) / arm.Weight;
             if (score < bestScore)
@@ -239,6 +239,19 @@ public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<E
 
     private static ulong Hash(string unit) => XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(unit));
 
+    /// <summary>XxHash64 of "salt\nunit\narm" in UTF-8, in a stack buffer when it fits (it is asked once per arm per request).</summary>
+    private static ulong Hash(string salt, string unit, string arm)
+    {
+        var length = Encoding.UTF8.GetByteCount(salt) + Encoding.UTF8.GetByteCount(unit) + Encoding.UTF8.GetByteCount(arm) + 2;
+        Span<byte> bytes = length <= 512 ? stackalloc byte[length] : new byte[length];
+        var at = Encoding.UTF8.GetBytes(salt, bytes);
+        bytes[at++] = (byte)'\n';
+        at += Encoding.UTF8.GetBytes(unit, bytes[at..]);
+        bytes[at++] = (byte)'\n';
+        Encoding.UTF8.GetBytes(arm, bytes[at..]);
+        return XxHash64.HashToUInt64(bytes);
+    }
+
     private Repository.MonitoringSpec Spec(string model, long version)
     {
         try
@@ -252,29 +265,8 @@ public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<E
     }
 
     /// <summary>An output element NaN, infinite, or outside the spec's declared range.</summary>
-    public static bool Invalid(InferenceResult result, Repository.MonitoringSpec spec)
-    {
-        foreach (var output in result.Outputs)
-        {
-            if (output.DataType is not (Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64))
-            {
-                continue;
-            }
-
-            var size = output.DataType == Tensors.TensorDataType.Fp32 ? 4 : 8;
-            var data = output.Data.Span;
-            for (var at = 0; at + size <= data.Length; at += size)
-            {
-                var x = PredictionPayload.Element(output.DataType, data.Slice(at, size));
-                if (!double.IsFinite(x) || x < spec.OutputMin || x > spec.OutputMax)
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
+    public static bool Invalid(InferenceResult result, Repository.MonitoringSpec spec) =>
+        result.Outputs.Any(o => OutputChecks.Invalid(spec, o.DataType, o.Data.Span));
 
     /// <summary>Copies the request (its inputs outlive the answer that way) and runs it on each shadow, off the request's path; full: dropped and counted.</summary>
     private void Shadow(string model, LiveExperiment live, InferenceRequest request, InferenceResult result, Repository.MonitoringSpec spec)
@@ -337,15 +329,8 @@ public sealed partial class ExperimentRouter(Pseudonymizer pseudonyms, ILogger<E
 
     private static double? Score(IReadOnlyList<OutputTensor> outputs, Repository.MonitoringSpec spec)
     {
-        var output = spec.ScoreOutput is { } name ? outputs.FirstOrDefault(o => o.Name == name) : outputs.FirstOrDefault(o => o.DataType is Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64);
-        if (output is null || output.DataType is not (Tensors.TensorDataType.Fp32 or Tensors.TensorDataType.Fp64))
-        {
-            return null;
-        }
-
-        var size = output.DataType == Tensors.TensorDataType.Fp32 ? 4 : 8;
-        var index = spec.PositiveIndex ?? (output.Shape.Length == 2 && output.Shape[1] == 2 ? 1 : 0);
-        return output.Data.Length >= (index + 1) * size ? PredictionPayload.Element(output.DataType, output.Data.Span.Slice(index * size, size)) : null;
+        var i = OutputChecks.ScoreOutput(spec, outputs.Count, k => outputs[k].Name, k => outputs[k].DataType);
+        return i >= 0 ? OutputChecks.Score(spec, outputs[i].DataType, outputs[i].Shape, outputs[i].Data.Span) : null;
     }
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "Shadow {Arm} of model {Model} failed ({Kind}); the answer was not affected")]

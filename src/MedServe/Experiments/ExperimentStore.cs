@@ -81,7 +81,7 @@ public sealed class SqliteExperimentStore : IExperimentStore
             INSERT INTO experiment_history (name, at_us, event, detail) VALUES ($n, $t, $e, $d);
             """;
         save.Parameters.AddWithValue("$n", experiment.Spec.Name);
-        save.Parameters.AddWithValue("$spec", Alerts.SqliteAlertStore.Json(experiment.Spec.Write));
+        save.Parameters.AddWithValue("$spec", Http.V2.ApiResponses.ObjectJson(experiment.Spec.Write));
         save.Parameters.AddWithValue("$state", JsonSerializer.Serialize(experiment.State));
         save.Parameters.AddWithValue("$t", at.ToUnixTimeMilliseconds() * 1000);
         save.Parameters.AddWithValue("$e", @event);

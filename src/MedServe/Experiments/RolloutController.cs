@@ -136,8 +136,7 @@ public sealed partial class RolloutController(ExperimentService experiments, Exp
         LogRolledBack(logger, spec.Name, spec.Model, reason);
         await trail.RecordSystemAsync("experiment rolled back", $"{spec.Model}/{spec.Name}", reason).ConfigureAwait(false);
         var e = await alerts.AppendEventAsync(new AlertEvent(0, $"experiment:{spec.Name}", spec.Model, "guardrail", "firing", null, 0, "above", 0, now), 1000, cancellationToken).ConfigureAwait(false);
-        webhooks.Enqueue(new AlertRule($"experiment:{spec.Name}", spec.Model, "guardrail", "above", 0, TimeSpan.Zero, 1, TimeSpan.Zero, []),
-            Encoding.UTF8.GetBytes(SqliteAlertStore.Json(w =>
+        webhooks.Enqueue([], Encoding.UTF8.GetBytes(Http.V2.ApiResponses.ObjectJson(w =>
             {
                 e.Write(w);
                 w.WriteString("reason", reason);

@@ -30,16 +30,9 @@ public static class PerformanceReport
     /// <summary>The score a prediction's outputs hold, as the spec says (default: the first FP32/FP64 output; element 1 of a [-1, 2] output).</summary>
     public static double? Score(DecodedPrediction prediction, MonitoringSpec spec)
     {
-        var output = spec.ScoreOutput is { } name
-            ? prediction.Outputs.FirstOrDefault(o => o.Name == name)
-            : prediction.Outputs.FirstOrDefault(o => o.DataType is TensorDataType.Fp32 or TensorDataType.Fp64 && o.Data is { Length: > 0 });
-        if (output?.Data is not { Length: > 0 } data || output.DataType.ElementSize() is not (> 0 and var size) || output.DataType == TensorDataType.Bytes)
-        {
-            return null;
-        }
-
-        var index = spec.PositiveIndex ?? (output.Shape.Length == 2 && output.Shape[1] == 2 ? 1 : 0);
-        return data.Length >= (index + 1) * size ? PredictionPayload.Element(output.DataType, data.AsSpan(index * size, size)) : null;
+        var outputs = prediction.Outputs;
+        var i = OutputChecks.ScoreOutput(spec, outputs.Count, k => outputs[k].Name, k => outputs[k].DataType);
+        return i >= 0 && outputs[i].Data is { } data ? OutputChecks.Score(spec, outputs[i].DataType, outputs[i].Shape, data) : null;
     }
 
     public static void Write(Utf8JsonWriter w, IReadOnlyList<JudgedPrediction> judged, MonitoringSpec spec, double threshold)
