@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using MedServe.Security;
-using Microsoft.Data.Sqlite;
+using MedServe.Storage;
 
 namespace MedServe.Compliance.Access;
 
@@ -33,25 +33,47 @@ public sealed class ApiKeyStore
     // revoked or made-up key costs a dictionary lookup, not a SQLite query, each time.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _unknown = new(StringComparer.Ordinal);
     private long _lookups;
-    private readonly string _connectionString;
-    private readonly TimeProvider _time;
+    /// <summary>The change feed's topic: a key created, revoked or expired on any replica makes every replica forget what it remembered.</summary>
+    public const string ChangeTopic = "keys";
 
-    private ApiKeyStore(string path, TimeProvider time)
-    {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path }.ToString();
-        _time = time;
-    }
-
-    public static async Task<ApiKeyStore> OpenAsync(string path, TimeProvider time)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var store = new ApiKeyStore(path, time);
-        await store.ExecuteAsync("""
+    // Append; never edit a released one. The first is IF NOT EXISTS: files from before migrations adopt it.
+    private static readonly Migration[] Migrations =
+    [
+        new("""
             CREATE TABLE IF NOT EXISTS api_keys (
                 id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL,
                 created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT, requests_per_second INTEGER);
-            """).ConfigureAwait(false);
-        return store;
+            """, """
+            CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL, expires_at BIGINT, revoked_at BIGINT, requests_per_second INTEGER,
+                seq BIGINT GENERATED ALWAYS AS IDENTITY);
+            """),
+    ];
+
+    private readonly Database _database;
+    private readonly TimeProvider _time;
+
+    private ApiKeyStore(Database database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    /// <summary>Opens (creating if needed) an embedded key file.</summary>
+    public static Task<ApiKeyStore> OpenAsync(string path, TimeProvider time) => OpenAsync(Database.OpenSqlite(path), time);
+
+    public static async Task<ApiKeyStore> OpenAsync(Database database, TimeProvider time)
+    {
+        await database.MigrateAsync("api_keys_migrations", Migrations, time).ConfigureAwait(false);
+        return new ApiKeyStore(database, time);
+    }
+
+    /// <summary>Forgets every remembered key and miss: the next request of each re-reads the store (a change on another replica).</summary>
+    public void Forget()
+    {
+        _recent.Clear();
+        _unknown.Clear();
     }
 
     /// <summary>Creates a key; scopes are checked (<c>infer:&lt;model&gt;</c> limits inference to one model).</summary>
@@ -87,11 +109,11 @@ public sealed class ApiKeyStore
         var expires = lifetime is { } l ? now + l : (DateTimeOffset?)null;
         try
         {
-            await ExecuteAsync("INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, expires_at, requests_per_second) VALUES ($id, $n, $s, $salt, $h, $c, $e, $r);",
-                ("$id", id), ("$n", name), ("$s", WriteScopes(scopes)), ("$salt", Convert.ToBase64String(salt)), ("$h", Hash(salt, secret)),
-                ("$c", now.ToUnixTimeMilliseconds()), ("$e", expires?.ToUnixTimeMilliseconds()), ("$r", requestsPerSecond)).ConfigureAwait(false);
+            await ExecuteAsync("INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, expires_at, requests_per_second) VALUES (@id, @n, @s, @salt, @h, @c, @e, @r);",
+                ("@id", id), ("@n", name), ("@s", WriteScopes(scopes)), ("@salt", Convert.ToBase64String(salt)), ("@h", Hash(salt, secret)),
+                ("@c", now.ToUnixTimeMilliseconds()), ("@e", expires?.ToUnixTimeMilliseconds()), ("@r", requestsPerSecond)).ConfigureAwait(false);
         }
-        catch (SqliteException e) when (e.SqliteErrorCode == 19)
+        catch (Exception e) when (Database.IsUniqueViolation(e))
         {
             throw new ApiKeyNameTakenException($"a key named '{name}' already exists");
         }
@@ -144,7 +166,7 @@ public sealed class ApiKeyStore
         }
 
         Interlocked.Increment(ref _lookups);
-        var rows = await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys WHERE id = $id;", ("$id", parts[1])).ConfigureAwait(false);
+        var rows = await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys WHERE id = @id;", ("@id", parts[1])).ConfigureAwait(false);
         if (rows.Count == 0)
         {
             if (_unknown.Count >= CacheLimit)
@@ -162,23 +184,23 @@ public sealed class ApiKeyStore
     }
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync() =>
-        (await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys ORDER BY created_at, rowid;").ConfigureAwait(false)).Select(r => r.Info).ToList();
+        (await QueryAsync("SELECT id, name, scopes, created_at, expires_at, revoked_at, salt, hash, requests_per_second FROM api_keys ORDER BY created_at, " + (_database.Provider == StoreProvider.Sqlite ? "rowid" : "seq") + ";").ConfigureAwait(false)).Select(r => r.Info).ToList();
 
     public Task RevokeAsync(string name) =>
-        UpdateAsync("UPDATE api_keys SET revoked_at = $t WHERE name = $n AND revoked_at IS NULL;", name);
+        UpdateAsync("UPDATE api_keys SET revoked_at = @t WHERE name = @n AND revoked_at IS NULL;", name);
 
     public Task ExpireAsync(string name) =>
-        UpdateAsync("UPDATE api_keys SET expires_at = $t WHERE name = $n;", name);
+        UpdateAsync("UPDATE api_keys SET expires_at = @t WHERE name = @n;", name);
 
     private async Task UpdateAsync(string sql, string name)
     {
-        if (await ExecuteAsync(sql, ("$t", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("$n", name)).ConfigureAwait(false) == 0)
+        if (await ExecuteAsync(sql, ("@t", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("@n", name)).ConfigureAwait(false) == 0)
         {
             throw new ArgumentException($"no active key named '{name}'");
         }
 
         // Forget every remembered key: the next request re-reads the store.
-        _recent.Clear();
+        Forget();
     }
 
     /// <summary>A JSON array: what was checked and answered is what is stored, one element per scope, with nothing to split.</summary>
@@ -214,46 +236,19 @@ public sealed class ApiKeyStore
     private static string Hash(byte[] salt, string secret) =>
         Convert.ToHexStringLower(SHA256.HashData([.. salt, .. Encoding.UTF8.GetBytes(secret)]));
 
-    private async Task<int> ExecuteAsync(string sql, params (string Name, object? Value)[] parameters)
-    {
-        await using var connection = await OpenAsync().ConfigureAwait(false);
-        await using var command = Command(connection, sql, parameters);
-        return await command.ExecuteNonQueryAsync().ConfigureAwait(false);
-    }
+    /// <summary>One statement in a transaction; its change is announced to every replica.</summary>
+    private Task<int> ExecuteAsync(string sql, params (string Name, object? Value)[] parameters) =>
+        _database.WriteAsync(async session =>
+        {
+            session.Changed(ChangeTopic);
+            return await session.ExecuteAsync(sql, CancellationToken.None, parameters).ConfigureAwait(false);
+        });
 
-    private async Task<List<(ApiKeyInfo Info, string Salt, string Hash)>> QueryAsync(string sql, params (string Name, object? Value)[] parameters)
-    {
-        await using var connection = await OpenAsync().ConfigureAwait(false);
-        await using var command = Command(connection, sql, parameters);
-        await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-        var rows = new List<(ApiKeyInfo, string, string)>();
-        while (await reader.ReadAsync().ConfigureAwait(false))
+    private async Task<List<(ApiKeyInfo Info, string Salt, string Hash)>> QueryAsync(string sql, params (string Name, object? Value)[] parameters) =>
+        [.. await _database.QueryAsync(sql, reader =>
         {
             DateTimeOffset? Ms(int i) => reader.IsDBNull(i) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(i));
-            rows.Add((new ApiKeyInfo(reader.GetString(0), reader.GetString(1), ReadScopes(reader.GetString(2)),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), Ms(4), Ms(5), reader.IsDBNull(8) ? null : reader.GetInt32(8)), reader.GetString(6), reader.GetString(7)));
-        }
-
-        return rows;
-    }
-
-    private async Task<SqliteConnection> OpenAsync()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync().ConfigureAwait(false);
-        return connection;
-    }
-
-    private static SqliteCommand Command(SqliteConnection connection, string sql, (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (n, v) in parameters)
-        {
-            command.Parameters.AddWithValue(n, v ?? DBNull.Value);
-        }
-
-        return command;
-    }
+            return (new ApiKeyInfo(reader.GetString(0), reader.GetString(1), ReadScopes(reader.GetString(2)),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)), Ms(4), Ms(5), reader.IsDBNull(8) ? null : reader.GetInt32(8)), reader.GetString(6), reader.GetString(7));
+        }, CancellationToken.None, parameters).ConfigureAwait(false)];
 }
-

@@ -34,10 +34,16 @@ public static class MetricsApi
 
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/metrics", (HttpContext context, ModelManager models, MedServe.Statistics.FrontendLatency frontend) =>
+        routes.MapGet("/metrics", (HttpContext context, ModelManager models, MedServe.Statistics.FrontendLatency frontend, IEnumerable<MedServe.Diagnostics.IMetricsContributor> contributors) =>
         {
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            return context.Response.WriteAsync(Render(models.ReadyVersions(), frontend));
+            var text = new StringBuilder(Render(models.ReadyVersions(), frontend));
+            foreach (var contributor in contributors)
+            {
+                contributor.Write(text);
+            }
+
+            return context.Response.WriteAsync(text.ToString());
         }).RequireAuthorization(Scopes.ModelsRead);
         return routes;
     }

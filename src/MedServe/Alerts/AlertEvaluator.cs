@@ -10,8 +10,11 @@ namespace MedServe.Alerts;
 /// the rule's webhooks. A figure with fewer samples than the rule's minimum changes nothing.
 /// </summary>
 public sealed partial class AlertEvaluator(IAlertStore store, MonitoredFigures figures, WebhookSender webhooks, TimeProvider time,
-    Microsoft.Extensions.Options.IOptions<AlertOptions> options, ILogger<AlertEvaluator> logger) : BackgroundService
+    Microsoft.Extensions.Options.IOptions<AlertOptions> options, ILogger<AlertEvaluator> logger, MedServe.Storage.LeaderElection leaders) : BackgroundService
 {
+    /// <summary>This loop's name in the leader election.</summary>
+    public const string Loop = "alerts";
+
     public const string Firing = "firing";
     public const string Ok = "ok";
 
@@ -88,7 +91,11 @@ public sealed partial class AlertEvaluator(IAlertStore store, MonitoredFigures f
         {
             try
             {
-                await EvaluateOnceAsync(time.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                // One replica runs this loop (the leader); the others stand by to take it over.
+                if (leaders.Leads(Loop))
+                {
+                    await EvaluateOnceAsync(time.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

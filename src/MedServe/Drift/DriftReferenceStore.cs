@@ -1,4 +1,4 @@
-using Microsoft.Data.Sqlite;
+using MedServe.Storage;
 
 namespace MedServe.Drift;
 
@@ -14,84 +14,60 @@ public interface IDriftReferenceStore
     Task<StoredReference?> FindAsync(string model, string? version, CancellationToken cancellationToken = default);
 }
 
-/// <summary>The embedded default: drift.db in the data dir.</summary>
-public sealed class SqliteDriftReferenceStore : IDriftReferenceStore
+/// <summary>Drift references in a <see cref="Database"/> (drift.db in the data dir by default); a new reference is announced to every replica.</summary>
+public sealed class DriftReferenceStore : IDriftReferenceStore
 {
-    private readonly string _connectionString;
-    private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    public const string ChangeTopic = "drift";
 
-    private SqliteDriftReferenceStore(string path, TimeProvider time)
+    // Append; never edit a released one. The first is IF NOT EXISTS: files from before migrations adopt it.
+    private static readonly Migration[] Migrations =
+    [
+        new("""
+            CREATE TABLE IF NOT EXISTS drift_references (
+                model TEXT NOT NULL, version TEXT NOT NULL, revision BIGINT NOT NULL, source TEXT NOT NULL,
+                created_by TEXT NOT NULL, created_us BIGINT NOT NULL, summary TEXT NOT NULL,
+                PRIMARY KEY (model, version, revision));
+            """),
+    ];
+
+    private readonly Database _database;
+    private readonly TimeProvider _time;
+
+    private DriftReferenceStore(Database database, TimeProvider time)
     {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _database = database;
         _time = time;
     }
 
-    public static SqliteDriftReferenceStore Open(string path, TimeProvider time)
+    public static DriftReferenceStore Open(string path, TimeProvider time) => OpenAsync(Database.OpenSqlite(path), time).GetAwaiter().GetResult();
+
+    public static async Task<DriftReferenceStore> OpenAsync(Database database, TimeProvider time, CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var store = new SqliteDriftReferenceStore(path, time);
-        using var connection = new SqliteConnection(store._connectionString);
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            PRAGMA journal_mode = WAL;
-            CREATE TABLE IF NOT EXISTS drift_references (
-                model TEXT NOT NULL, version TEXT NOT NULL, revision INTEGER NOT NULL, source TEXT NOT NULL,
-                created_by TEXT NOT NULL, created_us INTEGER NOT NULL, summary TEXT NOT NULL,
-                PRIMARY KEY (model, version, revision));
-            """;
-        command.ExecuteNonQuery();
-        return store;
+        await database.MigrateAsync("drift_migrations", Migrations, time, cancellationToken).ConfigureAwait(false);
+        return new DriftReferenceStore(database, time);
     }
 
-    public async Task<StoredReference> SaveAsync(string model, string version, string source, string createdBy, string summary, CancellationToken cancellationToken = default)
-    {
-        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+    public Task<StoredReference> SaveAsync(string model, string version, string source, string createdBy, string summary, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(async session =>
         {
-            await using var connection = new SqliteConnection(_connectionString);
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = """
+            await session.LockAsync("drift_references", cancellationToken).ConfigureAwait(false);
+            var now = DateTimeOffset.FromUnixTimeMilliseconds(_time.GetUtcNow().ToUnixTimeMilliseconds());
+            var revision = await session.LongAsync("""
                 INSERT INTO drift_references (model, version, revision, source, created_by, created_us, summary)
-                SELECT $m, $v, COALESCE(MAX(revision), 0) + 1, $s, $by, $t, $summary FROM drift_references WHERE model = $m AND version = $v
+                SELECT @m, @v, COALESCE(MAX(revision), 0) + 1, @s, @by, @t, @summary FROM drift_references WHERE model = @m AND version = @v
                 RETURNING revision;
-                """;
-            var now = _time.GetUtcNow();
-            command.Parameters.AddWithValue("$m", model);
-            command.Parameters.AddWithValue("$v", version);
-            command.Parameters.AddWithValue("$s", source);
-            command.Parameters.AddWithValue("$by", createdBy);
-            command.Parameters.AddWithValue("$t", now.ToUnixTimeMilliseconds() * 1000);
-            command.Parameters.AddWithValue("$summary", summary);
-            var revision = Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new StoredReference(model, version, revision, source, createdBy, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()), summary);
-        }
-        finally
-        {
-            _writer.Release();
-        }
-    }
+                """, cancellationToken, ("@m", model), ("@v", version), ("@s", source), ("@by", createdBy), ("@t", now.ToUnixTimeMilliseconds() * 1000), ("@summary", summary)).ConfigureAwait(false);
+            session.Changed(ChangeTopic);
+            return new StoredReference(model, version, revision, source, createdBy, now, summary);
+        }, cancellationToken);
 
     public async Task<StoredReference?> FindAsync(string model, string? version, CancellationToken cancellationToken = default)
     {
-        await using var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = """
+        var rows = await _database.QueryAsync("""
             SELECT model, version, revision, source, created_by, created_us, summary FROM drift_references
-            WHERE model = $m AND (version = $v OR version = '') ORDER BY version = $v DESC, revision DESC LIMIT 1;
-            """;
-        command.Parameters.AddWithValue("$m", model);
-        command.Parameters.AddWithValue("$v", version ?? "");
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? new StoredReference(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5) / 1000), reader.GetString(6))
-            : null;
+            WHERE model = @m AND (version = @v OR version = '') ORDER BY version = @v DESC, revision DESC LIMIT 1;
+            """, reader => new StoredReference(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5) / 1000), reader.GetString(6)), cancellationToken, ("@m", model), ("@v", version ?? "")).ConfigureAwait(false);
+        return rows.Count == 0 ? null : rows[0];
     }
 }

@@ -12,8 +12,11 @@ namespace MedServe.Experiments;
 /// webhooks, log) and leaves the experiment rolled_back.
 /// </summary>
 public sealed partial class RolloutController(ExperimentService experiments, ExperimentRouter router, ExperimentReport report, IAlertStore alerts, WebhookSender webhooks, AuditTrail trail,
-    TimeProvider time, ILogger<RolloutController> logger) : BackgroundService
+    TimeProvider time, ILogger<RolloutController> logger, MedServe.Storage.LeaderElection leaders) : BackgroundService
 {
+    /// <summary>This loop's name in the leader election.</summary>
+    public const string Loop = "rollout";
+
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
     /// <summary>How often the outcome guardrails (which read the journal's predictions) are checked.</summary>
@@ -158,7 +161,11 @@ public sealed partial class RolloutController(ExperimentService experiments, Exp
         {
             try
             {
-                await EvaluateOnceAsync(time.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                // One replica runs this loop (the leader); the others stand by to take it over.
+                if (leaders.Leads(Loop))
+                {
+                    await EvaluateOnceAsync(time.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -13,6 +13,7 @@ using MedServe.Registry.Artifacts;
 using MedServe.Registry.Serving;
 using MedServe.Registry.Sources;
 using MedServe.Registry.Store;
+using MedServe.Storage;
 using MedServe.Security;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -86,11 +87,19 @@ public static class ServerHost
             // Now, not at the first use: a master key that cannot be read stops the start.
             app.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>();
 
+            // And the stores: a database that cannot be reached or is newer than this build stops it too.
+            app.Services.GetRequiredService<IRegistryStore>();
+
             // The journal too: its key, its tail against the anchor and the cut-over from audit.db are checked at start.
             if (server.Audit.Enabled)
             {
                 app.Services.GetRequiredService<MedServe.Compliance.Journal.AuditJournal>();
             }
+        }
+        catch (StoreException e)
+        {
+            dataDirLock.Dispose();
+            throw new OptionsValidationException(ServerOptions.Section, typeof(StoreOptions), [$"Store: {e.Message}"]);
         }
         catch (System.Security.Cryptography.CryptographicException e)
         {
@@ -151,9 +160,13 @@ public static class ServerHost
             Console.WriteLine($"  {created}");
             Console.WriteLine($"  Send it as 'Authorization: Bearer <key>'. Make narrower keys with: medserve keys create --name <name> --scopes infer");
         }
-        else
+        else if (File.Exists(secrets.AdminKeyPath))
         {
             Console.WriteLine($"MedServe: the admin API key is in {secrets.AdminKeyPath}");
+        }
+        else
+        {
+            Console.WriteLine("MedServe: keys exist in the shared store; the admin key is in the admin.key of the replica that created it");
         }
     }
 
@@ -172,19 +185,33 @@ public static class ServerHost
         services.AddMedServeTelemetry(section.GetSection("Telemetry").Get<MedServe.Telemetry.TelemetryOptions>() ?? new MedServe.Telemetry.TelemetryOptions());
         services.TryAddSingleton(new MedServe.Buffers.InFlightBytes(server.Limits.MaxInFlightRequestBytes));
 
-        // The registry: SQLite and content-addressed artifacts in the data dir.
+        // Shared state: SQLite files in the data dir by default, or one PostgreSQL database for every replica.
+        if (server.Store.Problem() is { } storeProblem)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(StoreOptions), [storeProblem]);
+        }
+
+        services.TryAddSingleton<ChangeFeed>();
+        services.TryAddSingleton<LeaderElection>();
+        services.TryAddSingleton(sp => new StoreDatabases(server.Store, server.ResolvedDataDir, sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<SharedStateService>();
+        services.AddHostedService(sp => sp.GetRequiredService<SharedStateService>());
+        services.AddSingleton<MedServe.Diagnostics.IMetricsContributor>(sp => sp.GetRequiredService<SharedStateService>());
+
+        // The registry, and content-addressed artifacts in the data dir.
         services.TryAddSingleton<IRegistryStore>(sp =>
-            SqliteRegistryStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
-        services.TryAddSingleton(_ => new ArtifactStore(Path.Combine(server.ResolvedDataDir, "artifacts")));
+            RegistryStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
+        services.TryAddSingleton(_ => new ArtifactStore(server.Store.ArtifactsPath is { Length: > 0 } shared ? Path.GetFullPath(shared) : Path.Combine(server.ResolvedDataDir, "artifacts")));
         services.Configure<MedServe.Alerts.AlertOptions>(section.GetSection("Alerts"));
-        services.TryAddSingleton<MedServe.Alerts.IAlertStore>(_ => MedServe.Alerts.SqliteAlertStore.Open(Path.Combine(server.ResolvedDataDir, "alerts.db")));
+        services.TryAddSingleton<MedServe.Alerts.IAlertStore>(sp =>
+            MedServe.Alerts.AlertStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("alerts.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.TryAddSingleton<MedServe.Alerts.MonitoredFigures>();
         services.TryAddSingleton<MedServe.Reports.ModelReport>();
         // Experiments' intent and history live in the registry's database, beside the aliases they route among.
         services.TryAddSingleton<MedServe.Experiments.IExperimentStore>(sp =>
         {
             sp.GetRequiredService<IRegistryStore>();
-            return MedServe.Experiments.SqliteExperimentStore.Open(Path.Combine(server.ResolvedDataDir, "registry.db"));
+            return MedServe.Experiments.ExperimentStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult();
         });
         services.TryAddSingleton<MedServe.Experiments.ExperimentRouter>();
         services.TryAddSingleton<MedServe.Experiments.ExperimentService>();
@@ -196,7 +223,7 @@ public static class ServerHost
         services.TryAddSingleton<MedServe.Alerts.AlertEvaluator>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Alerts.AlertEvaluator>());
         services.TryAddSingleton<MedServe.Drift.IDriftReferenceStore>(sp =>
-            MedServe.Drift.SqliteDriftReferenceStore.Open(Path.Combine(server.ResolvedDataDir, "drift.db"), sp.GetRequiredService<TimeProvider>()));
+            MedServe.Drift.DriftReferenceStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("drift.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         var sources = section.GetSection("Registry").Get<RegistrySourceOptions>() ?? new RegistrySourceOptions();
         services.TryAddSingleton(sp => new ModelRegistry(
             sp.GetRequiredService<IRegistryStore>(), sp.GetRequiredService<ArtifactStore>(), sp.GetServices<IModelBackend>().First())

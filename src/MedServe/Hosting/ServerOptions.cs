@@ -37,6 +37,9 @@ public sealed class ServerOptions
 
     public Security.EncryptionOptions Encryption { get; set; } = new();
 
+    /// <summary>Where registry, keys, experiments, alerts and drift references live: SQLite files in the data dir, or a shared PostgreSQL.</summary>
+    public MedServe.Storage.StoreOptions Store { get; set; } = new();
+
     public string ResolvedDataDir => Path.GetFullPath(DataDir);
 
     public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));

@@ -24,7 +24,7 @@ public static class SecurityServices
     {
         var secrets = new ServerSecrets(server.ResolvedDataDir);
         services.AddSingleton(secrets);
-        services.AddSingleton(sp => ApiKeyStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "keys.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
+        services.AddSingleton(sp => ApiKeyStore.OpenAsync(sp.GetRequiredService<MedServe.Storage.StoreDatabases>().For("keys.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
         services.AddSingleton(_ => new Pseudonymizer(secrets.PseudonymSecret()));
 
         // The one way stored patient data is encrypted (prediction logs, outcomes, caches in later features).

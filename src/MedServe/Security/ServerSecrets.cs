@@ -35,7 +35,17 @@ public sealed class ServerSecrets(string dataDir)
             return null;
         }
 
-        var created = await keys.CreateAsync("admin", [Scopes.Admin]).ConfigureAwait(false);
+        CreatedApiKey created;
+        try
+        {
+            created = await keys.CreateAsync("admin", [Scopes.Admin]).ConfigureAwait(false);
+        }
+        catch (ApiKeyNameTakenException)
+        {
+            // Another replica sharing the store made it first, at the same moment.
+            return null;
+        }
+
         WriteOwnerOnly(AdminKeyPath, System.Text.Encoding.ASCII.GetBytes(created.Key + "\n"));
         return created.Key;
     }

@@ -1,5 +1,6 @@
 using MedServe.Compliance.Access;
 using Microsoft.Data.Sqlite;
+using MedServe.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MedServe.Tests.Compliance;
@@ -12,13 +13,18 @@ public sealed class ApiKeyStoreTests : IDisposable
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();
-        Directory.Delete(_root, recursive: true);
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
     }
 
-    [Fact]
-    public async Task A_key_authenticates_and_only_its_salted_hash_is_stored()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task A_key_authenticates_and_only_its_salted_hash_is_stored(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
 
         var created = await store.CreateAsync("icu-dashboard", ["infer", "models:read"]);
         var identity = await store.AuthenticateAsync(created.Key);
@@ -27,15 +33,17 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.Equal("icu-dashboard", identity!.Name);
         Assert.Equal(["infer", "models:read"], identity.Scopes);
         var secret = created.Key.Split('_', 3)[2];
-        Assert.DoesNotContain(secret, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(Path.Combine(_root, "keys.db"))), StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, await EverythingStored(provider), StringComparison.Ordinal);
         Assert.Null(await store.AuthenticateAsync(created.Key[..^1] + (created.Key[^1] == 'A' ? 'B' : 'A')));
         Assert.Null(await store.AuthenticateAsync("Bearer nonsense"));
     }
 
-    [Fact]
-    public async Task Revoked_and_expired_keys_stop_working_and_list_shows_no_secrets()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Revoked_and_expired_keys_stop_working_and_list_shows_no_secrets(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         var revoked = await store.CreateAsync("old-etl", ["infer"]);
         var shortLived = await store.CreateAsync("demo", ["infer"], TimeSpan.FromHours(1));
         var expired = await store.CreateAsync("contractor", ["models:read"]);
@@ -54,10 +62,12 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.NotNull(listed[0].RevokedAt);
     }
 
-    [Fact]
-    public async Task A_remembered_key_is_forgotten_when_revoked_and_rechecked_for_expiry()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task A_remembered_key_is_forgotten_when_revoked_and_rechecked_for_expiry(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         var key = await store.CreateAsync("ward-app", ["infer:risk"], TimeSpan.FromSeconds(5), requestsPerSecond: 50);
         var first = await store.AuthenticateAsync(key.Key);
         Assert.Equal(50, first!.RequestsPerSecond);
@@ -70,10 +80,12 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.Null(await store.AuthenticateAsync(other.Key)); // at once, not after the cache time
     }
 
-    [Fact]
-    public async Task Unknown_and_malformed_keys_cost_no_query_after_the_first()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Unknown_and_malformed_keys_cost_no_query_after_the_first(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         var real = await store.CreateAsync("ward-app", ["infer"]);
         var id = real.Key.Split('_')[1];
         var madeUp = "ms_0123456789abcdef_" + new string('A', 43);
@@ -102,25 +114,29 @@ public sealed class ApiKeyStoreTests : IDisposable
     [InlineData("admin ", "unknown scope 'admin '")]
     public async Task Unknown_scopes_are_refused(string scope, string message)
     {
-        var store = await Open();
+        var store = await Open("sqlite");
 
         Assert.Contains(message, (await Assert.ThrowsAsync<ArgumentException>(() => store.CreateAsync("k", [scope]))).Message);
     }
 
-    [Fact]
-    public async Task Names_are_unique_and_a_model_limited_scope_is_accepted()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Names_are_unique_and_a_model_limited_scope_is_accepted(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateAsync("sepsis-only", ["infer:sepsis"]);
 
         Assert.Contains("already exists", (await Assert.ThrowsAsync<ApiKeyNameTakenException>(() => store.CreateAsync("sepsis-only", ["infer"]))).Message);
         Assert.Contains("no active key named 'ghost'", (await Assert.ThrowsAsync<ArgumentException>(() => store.RevokeAsync("ghost"))).Message);
     }
 
-    [Fact]
-    public async Task Scopes_are_stored_as_a_json_array_and_read_back_exactly()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Scopes_are_stored_as_a_json_array_and_read_back_exactly(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         var created = await store.CreateAsync("ward", ["infer:risk", "models:read"]);
 
         Assert.Equal("[\"infer:risk\",\"models:read\"]", await StoredScopes("ward"));
@@ -128,10 +144,12 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.Equal(["infer:risk", "models:read"], (await store.ListAsync()).Single().Scopes);
     }
 
-    [Fact]
-    public async Task Rows_from_before_the_json_format_still_read_and_a_stored_scope_outside_the_grammar_grants_nothing()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Rows_from_before_the_json_format_still_read_and_a_stored_scope_outside_the_grammar_grants_nothing(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         var legacy = await store.CreateAsync("legacy", ["infer"]);
         var edited = await store.CreateAsync("edited", ["infer"]);
         await SetStoredScopes("legacy", "infer:risk models:read");
@@ -141,26 +159,19 @@ public sealed class ApiKeyStoreTests : IDisposable
         Assert.Equal(["infer:risk"], (await store.AuthenticateAsync(edited.Key))!.Scopes);
     }
 
-    private async Task<string> StoredScopes(string name)
-    {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_root, "keys.db")}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT scopes FROM api_keys WHERE name = $n;";
-        command.Parameters.AddWithValue("$n", name);
-        return (string)(await command.ExecuteScalarAsync())!;
-    }
+    /// <summary>SQLite: the whole file; PostgreSQL: every row as text.</summary>
+    private async Task<string> EverythingStored(string provider) =>
+        provider == "sqlite"
+            ? System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(Path.Combine(_root, "keys.db")))
+            : (string)(await _database!.ScalarAsync("SELECT string_agg(k::text, ' ') FROM api_keys k;", default))!;
 
-    private async Task SetStoredScopes(string name, string scopes)
-    {
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(_root, "keys.db")}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE api_keys SET scopes = $s WHERE name = $n;";
-        command.Parameters.AddWithValue("$s", scopes);
-        command.Parameters.AddWithValue("$n", name);
-        Assert.Equal(1, await command.ExecuteNonQueryAsync());
-    }
+    private async Task<string> StoredScopes(string name) =>
+        (string)(await _database!.ScalarAsync("SELECT scopes FROM api_keys WHERE name = @n;", default, ("@n", name)))!;
 
-    private Task<ApiKeyStore> Open() => ApiKeyStore.OpenAsync(Path.Combine(_root, "keys.db"), _time);
+    private async Task SetStoredScopes(string name, string scopes) =>
+        Assert.Equal(1, await _database!.WriteAsync(session => session.ExecuteAsync("UPDATE api_keys SET scopes = @s WHERE name = @n;", default, ("@s", scopes), ("@n", name))));
+
+    private MedServe.Storage.Database? _database;
+
+    private async Task<ApiKeyStore> Open(string provider) => await ApiKeyStore.OpenAsync(_database ??= await TestPostgres.OpenAsync(provider, _root, "keys.db"), _time);
 }

@@ -28,7 +28,7 @@ public sealed class HotSwapTests(Xunit.Abstractions.ITestOutputHelper output) : 
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Path.Combine(_root, "models"));
-        var store = await SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), TimeProvider.System);
+        var store = await RegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), TimeProvider.System);
         var artifacts = new ArtifactStore(Path.Combine(_root, "artifacts"));
         var backend = new OnnxBackend(Options.Create(new OnnxOptions()), NullLogger<OnnxBackend>.Instance);
         _backend = new CountingBackend(backend);

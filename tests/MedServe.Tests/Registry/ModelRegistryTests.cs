@@ -132,7 +132,7 @@ public sealed class ModelRegistryTests : IDisposable
     private async Task<ModelRegistry> Open()
     {
         Directory.CreateDirectory(_root);
-        var store = await SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), new FakeTimeProvider());
+        var store = await RegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), new FakeTimeProvider());
         var backend = new OnnxBackend(Options.Create(new OnnxOptions()), NullLogger<OnnxBackend>.Instance);
         return new ModelRegistry(store, new ArtifactStore(Path.Combine(_root, "artifacts")), backend);
     }

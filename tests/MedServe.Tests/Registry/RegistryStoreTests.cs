@@ -1,5 +1,6 @@
 using MedServe.Registry.Artifacts;
 using MedServe.Registry.Store;
+using MedServe.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MedServe.Tests.Registry;
@@ -12,13 +13,18 @@ public sealed class RegistryStoreTests : IDisposable
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(_root, recursive: true);
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
     }
 
-    [Fact]
-    public async Task Models_and_versions_are_recorded_with_increasing_integer_versions()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Models_and_versions_are_recorded_with_increasing_integer_versions(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "Sepsis risk at 6 hours");
 
         var first = await store.AddVersionAsync(Version("sepsis", "1.0.0"));
@@ -34,10 +40,12 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal("Sepsis risk at 6 hours", (await store.GetModelAsync("sepsis"))!.Description);
     }
 
-    [Fact]
-    public async Task Duplicates_and_missing_models_are_refused_with_a_reason()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Duplicates_and_missing_models_are_refused_with_a_reason(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "");
         await store.AddVersionAsync(Version("sepsis", "1.0.0"));
 
@@ -50,10 +58,12 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal(RegistryError.NotFound, missing.Error);
     }
 
-    [Fact]
-    public async Task Concurrent_writers_get_distinct_consecutive_versions()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Concurrent_writers_get_distinct_consecutive_versions(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "");
 
         var added = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => Task.Run(() => store.AddVersionAsync(Version("sepsis", $"1.{i}.0")))));
@@ -61,11 +71,13 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), added.Select(v => v.Version).Order());
     }
 
-    [Fact]
-    public async Task Two_stores_on_one_file_serialize_their_writes()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Two_stores_on_one_file_serialize_their_writes(string provider)
     {
-        var one = await Open();
-        var two = await Open();
+        var one = await Open(provider);
+        var two = await Open(provider);
         await one.CreateModelAsync("sepsis", "");
 
         var added = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => (i % 2 == 0 ? one : two).AddVersionAsync(Version("sepsis", $"1.{i}.0")))));
@@ -73,10 +85,12 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i), added.Select(v => v.Version).Order());
     }
 
-    [Fact]
-    public async Task Aliases_keep_a_history_of_who_moved_them_when_and_why()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Aliases_keep_a_history_of_who_moved_them_when_and_why(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "");
         await store.AddVersionAsync(Version("sepsis", "1.0.0"));
         await store.AddVersionAsync(Version("sepsis", "1.1.0"));
@@ -96,10 +110,12 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Contains("has no version 9", missing.Message);
     }
 
-    [Fact]
-    public async Task Monitoring_specs_are_versioned_revisions_with_who_and_when()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Monitoring_specs_are_versioned_revisions_with_who_and_when(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "");
         Assert.Empty(await store.GetMonitoringHistoryAsync("sepsis"));
 
@@ -114,10 +130,12 @@ public sealed class RegistryStoreTests : IDisposable
         await Assert.ThrowsAsync<RegistryException>(() => store.SetMonitoringAsync("nobody", "{}", "eve"));
     }
 
-    [Fact]
-    public async Task Tags_are_set_per_model_and_per_version()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Tags_are_set_per_model_and_per_version(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "");
         await store.AddVersionAsync(Version("sepsis", "1.0.0"));
 
@@ -129,13 +147,15 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal(new Dictionary<string, string> { ["validated"] = "yes" }, await store.GetTagsAsync("sepsis", 1));
     }
 
-    [Fact]
-    public async Task Reopening_keeps_the_data_and_applies_no_migration_twice()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Reopening_keeps_the_data_and_applies_no_migration_twice(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("sepsis", "kept");
 
-        var again = await Open();
+        var again = await Open(provider);
 
         Assert.Equal(4, await again.SchemaVersionAsync());
         Assert.Equal("kept", (await again.GetModelAsync("sepsis"))!.Description);
@@ -160,10 +180,12 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Contains("is corrupt", error.Message);
     }
 
-    [Fact]
-    public async Task An_insert_checked_against_a_version_that_is_no_longer_the_newest_is_refused_in_its_transaction()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task An_insert_checked_against_a_version_that_is_no_longer_the_newest_is_refused_in_its_transaction(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("m", "");
         await store.AddVersionAsync(Version("m", "1.0.0") with { CheckedAgainst = 0 });
 
@@ -174,41 +196,44 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.Equal(3, (await store.AddVersionAsync(Version("m", "2.0.0") with { CheckedAgainst = 2 })).Version);
     }
 
-    [Fact]
-    public async Task Deleting_a_model_keeps_its_alias_history()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Deleting_a_model_keeps_its_alias_history(string provider)
     {
-        var store = await Open();
+        var store = await Open(provider);
         await store.CreateModelAsync("gone", "");
         await store.AddVersionAsync(Version("gone", "1.0.0"));
         await store.SetAliasAsync("gone", "champion", 1, "alice", "first");
         await store.SetAliasAsync("gone", "champion", null, "alice", "retiring");
         await store.DeleteModelAsync("gone");
 
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_root, "registry.db")};Pooling=False");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM alias_history WHERE model = 'gone';";
-        Assert.Equal(2L, (long)(await command.ExecuteScalarAsync())!);
+        var database = await DatabaseAsync(provider);
+        Assert.Equal(2L, Convert.ToInt64(await database.ScalarAsync("SELECT COUNT(*) FROM alias_history WHERE model = 'gone';", default)));
     }
 
-    [Fact]
-    public async Task A_schema_newer_than_this_code_is_refused_naming_both_versions()
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task A_schema_newer_than_this_code_is_refused_naming_both_versions(string provider)
     {
-        _ = await Open();
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_root, "registry.db")};Pooling=False"))
-        {
-            await connection.OpenAsync();
-            await using var command = connection.CreateCommand();
-            command.CommandText = "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0);";
-            await command.ExecuteNonQueryAsync();
-        }
+        _ = await Open(provider);
+        await (await DatabaseAsync(provider)).ScalarAsync("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0);", default);
 
-        var error = await Assert.ThrowsAsync<RegistryException>(Open);
+        var error = await Assert.ThrowsAsync<RegistryException>(() => Open(provider));
         Assert.Contains("schema is at version 999", error.Message);
         Assert.Contains("knows versions up to", error.Message);
     }
 
-    private Task<SqliteRegistryStore> Open() => SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), _time);
+    private async Task<RegistryStore> Open(string provider) => await RegistryStore.OpenAsync(await DatabaseAsync(provider), _time);
+
+    // A new Database each time (two stores on one file each have their own writer); PostgreSQL's database is made once per test.
+    private async Task<MedServe.Storage.Database> DatabaseAsync(string provider) =>
+        provider == "sqlite"
+            ? MedServe.Storage.Database.OpenSqlite(Path.Combine(_root, "registry.db"))
+            : await MedServe.Storage.Database.OpenPostgresAsync(_postgres ??= await TestPostgres.CreateDatabaseAsync(), _time);
+
+    private string? _postgres;
 
     private static NewModelVersion Version(string model, string semver) =>
         new(model, semver, new string('a', 64), "file:///models/x.onnx", "{\"inputs\":[],\"outputs\":[]}", "{}", "{}", "{\"auroc\":0.9}", "tester");

@@ -16,7 +16,7 @@ public sealed class VersionDeletionTests : IDisposable
     [Fact]
     public async Task A_version_an_alias_names_cannot_be_deleted()
     {
-        var store = await SqliteRegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), new FakeTimeProvider());
+        var store = await RegistryStore.OpenAsync(Path.Combine(_root, "registry.db"), new FakeTimeProvider());
         await store.CreateModelAsync("sepsis", "");
         await store.AddVersionAsync(Version("1.0.0"));
         await store.AddVersionAsync(Version("1.1.0"));

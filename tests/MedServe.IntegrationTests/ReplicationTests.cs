@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using MedServe.IntegrationTests.Support;
+using MedServe.Tests.Support;
+
+namespace MedServe.IntegrationTests;
+
+/// <summary>
+/// Two replicas (separate processes, data dirs of their own) sharing one real PostgreSQL and one
+/// artifacts folder: a key revoked on one is refused by the other within 2 s, an alias moved on one
+/// is served by the other within 2 s, an experiment made on one routes on the other; exactly one
+/// leads the control loops, and when it is SIGKILLed the other takes them within 10 s.
+/// </summary>
+public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
+{
+    private static readonly string RiskFile = Path.Combine(AppContext.BaseDirectory, "samples", "risk.onnx");
+    private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-replicas-" + Guid.NewGuid().ToString("N"));
+    private readonly List<ServerProcess> _servers = [];
+
+    [PostgresFact]
+    public async Task Replicas_share_keys_aliases_experiments_and_one_leader_that_a_survivor_replaces()
+    {
+        var database = await TestPostgres.CreateDatabaseAsync();
+        var repository = Path.Combine(_work, "models");
+        MedServe.Samples.SampleModels.ProvisionRisk(repository);
+        var a = await StartAsync("a", repository, database);
+        var admin = (await File.ReadAllTextAsync(Path.Combine(_work, "a", "admin.key"))).Trim();
+        var b = await StartAsync("b", repository, database);
+        Assert.False(File.Exists(Path.Combine(_work, "b", "admin.key")));
+        using var onA = Client(a, admin);
+        using var onB = Client(b, admin);
+
+        // Keys: made on A, good on B (and remembered there), revoked on A, refused by B within 2 s.
+        using (var created = await onA.PostAsync("/v1/keys", Json("""{"name":"ward","scopes":["infer","models:read"]}""")))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            var ward = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
+            using var wardOnB = Client(b, ward);
+            Assert.Equal(HttpStatusCode.OK, (await wardOnB.GetAsync("/v2/models/risk")).StatusCode);
+            using (var revoked = await onA.DeleteAsync("/v1/keys/ward"))
+            {
+                Assert.True(revoked.IsSuccessStatusCode, await revoked.Content.ReadAsStringAsync());
+            }
+
+            var refused = await WithinAsync(TimeSpan.FromSeconds(2), async () => (await wardOnB.GetAsync("/v2/models/risk")).StatusCode == HttpStatusCode.Unauthorized);
+            output.WriteLine($"a key revoked on A was refused by B after {refused.TotalMilliseconds:F0} ms");
+        }
+
+        // Aliases: two versions registered on A; the serving alias moved on A; B serves it within 2 s.
+        using (var model = await onA.PostAsync("/v1/registry/models", Json("""{"name":"ward-risk","description":"replicated"}""")))
+        {
+            Assert.True(model.IsSuccessStatusCode, await model.Content.ReadAsStringAsync());
+        }
+
+        await RegisterAsync(onA, "ward-risk", "1.0.0");
+        await RegisterAsync(onA, "ward-risk", "1.1.0");
+        await PutAliasAsync(onA, "ward-risk", 1);
+        await WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "1");
+        await PutAliasAsync(onA, "ward-risk", 2);
+        var moved = await WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "2");
+        output.WriteLine($"an alias moved on A was served by B after {moved.TotalMilliseconds:F0} ms");
+
+        // Experiments: made on A (version 1 kept loaded by a second alias), routing on B.
+        await PutAliasAsync(onA, "ward-risk", 1, "baseline");
+        using (var experiment = await onA.PostAsync("/v1/experiments", Json("""{"name":"ward-ab","model":"ward-risk","unit":"request","arms":[{"name":"control","version":1,"weight":0.5},{"name":"candidate","version":2,"weight":0.5}]}""")))
+        {
+            Assert.True(experiment.IsSuccessStatusCode, await experiment.Content.ReadAsStringAsync());
+        }
+
+        var routed = await WithinAsync(TimeSpan.FromSeconds(2), async () =>
+        {
+            var versions = new HashSet<string?>();
+            for (var i = 0; i < 40; i++)
+            {
+                versions.Add(await ServedVersionAsync(onB, "ward-risk"));
+            }
+
+            return versions.SetEquals(["1", "2"]);
+        });
+        output.WriteLine($"an experiment made on A routed on B after {routed.TotalMilliseconds:F0} ms");
+
+        // One leader for each loop; SIGKILL it and the survivor leads within 10 s.
+        await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(onA, "rollout") + await LeadsAsync(onB, "rollout") == 1);
+        var (leader, survivor) = await LeadsAsync(onA, "rollout") == 1 ? (a, onB) : (b, onA);
+        Assert.Equal(1, await LeadsAsync(leader == a ? onA : onB, "alerts") + await LeadsAsync(survivor, "alerts"));
+        await leader.KillAsync();
+        var takeover = await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(survivor, "rollout") == 1 && await LeadsAsync(survivor, "alerts") == 1);
+        output.WriteLine($"the leader was SIGKILLed; the survivor led both loops after {takeover.TotalMilliseconds:F0} ms");
+    }
+
+    private async Task<ServerProcess> StartAsync(string name, string repository, string database)
+    {
+        CopyDirectory(repository, repository + "-" + name);
+        var (http, grpc) = (ServerProcess.FreePort(), ServerProcess.FreePort());
+        var server = ServerProcess.Start(_work, http, ["serve", "--http-port", $"{http}", "--grpc-port", $"{grpc}", "--data-dir", Path.Combine(_work, name), "--model-repository", repository + "-" + name],
+            new Dictionary<string, string>
+            {
+                ["MEDSERVE_PROVISION_SAMPLES"] = "false",
+                ["MEDSERVE_STORE__PROVIDER"] = "postgres",
+                ["MEDSERVE_STORE__CONNECTIONSTRING"] = database,
+                ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_work, "artifacts"),
+            });
+        _servers.Add(server);
+        await server.WaitReadyAsync();
+        return server;
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        if (Directory.Exists(to))
+        {
+            return;
+        }
+
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    private static HttpClient Client(ServerProcess server, string key)
+    {
+        var client = new HttpClient { BaseAddress = server.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+
+    private static async Task RegisterAsync(HttpClient client, string model, string version)
+    {
+        using var form = new MultipartFormDataContent();
+        var file = new ByteArrayContent(await File.ReadAllBytesAsync(RiskFile));
+        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        form.Add(file, "model", "risk.onnx");
+        form.Add(new StringContent($$"""{"version":"{{version}}","registered_by":"tester"}"""), "metadata");
+        using var response = await client.PostAsync($"/v1/registry/models/{model}/versions", form);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+    }
+
+    private static async Task PutAliasAsync(HttpClient client, string model, long version, string alias = "champion")
+    {
+        using var response = await client.PutAsync($"/v1/registry/models/{model}/aliases/{alias}", Json($$"""{"version":{{version}},"reason":"replication test"}"""));
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private static async Task<string?> ServedVersionAsync(HttpClient client, string model)
+    {
+        var ones = string.Join(",", Enumerable.Repeat("1", 30));
+        using var response = await client.PostAsync($"/v2/models/{model}/infer", Json($$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{ones}}]}]}"""));
+        return response.IsSuccessStatusCode
+            ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("model_version").GetString()
+            : null;
+    }
+
+    private static async Task<int> LeadsAsync(HttpClient client, string loop)
+    {
+        try
+        {
+            var metrics = await client.GetStringAsync("/metrics");
+            var line = metrics.Split('\n').Single(l => l.StartsWith($"medserve_leader{{loop=\"{loop}\"}} ", StringComparison.Ordinal));
+            return int.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (HttpRequestException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds, failing after <paramref name="limit"/>; returns how long it took.</summary>
+    private static async Task<TimeSpan> WithinAsync(TimeSpan limit, Func<Task<bool>> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(clock.Elapsed < limit, $"not within {limit.TotalSeconds} s");
+            await Task.Delay(50);
+        }
+
+        return clock.Elapsed;
+    }
+
+    public void Dispose()
+    {
+        foreach (var server in _servers)
+        {
+            server.Dispose();
+        }
+
+        try
+        {
+            Directory.Delete(_work, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
