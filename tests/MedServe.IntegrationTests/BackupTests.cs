@@ -106,6 +106,55 @@ public sealed class BackupTests
         }
     }
 
+    [MedServe.Tests.Support.PostgresFact]
+    public async Task With_a_shared_postgres_the_backup_dumps_it_and_restore_brings_it_back_into_an_empty_database()
+    {
+        var original = Path.Combine(Path.GetTempPath(), "medserve-backup-pa-" + Guid.NewGuid().ToString("N"));
+        var restored = Path.Combine(Path.GetTempPath(), "medserve-backup-pb-" + Guid.NewGuid().ToString("N"));
+        var backup = Path.Combine(Path.GetTempPath(), "medserve-backup-p-" + Guid.NewGuid().ToString("N"));
+        var (source, empty) = (await MedServe.Tests.Support.TestPostgres.CreateDatabaseAsync(), await MedServe.Tests.Support.TestPostgres.CreateDatabaseAsync());
+        Dictionary<string, string?> On(string database) => new() { ["MedServe:Store:Provider"] = "postgres", ["MedServe:Store:ConnectionString"] = database };
+        try
+        {
+            string registryBefore, triageBefore, adminKey;
+            await using (var server = await RunningServer.StartAsync(On(source), root: original))
+            {
+                adminKey = server.AdminKey;
+                using var client = server.Client(adminKey);
+                await RegisterAsync(client);
+                triageBefore = await OutputAsync(client, "triage");
+                registryBefore = await RegistryAsync(client);
+                Assert.Equal(0, await Cli("backup", backup, "--data-dir", original, "--postgres", source));
+            }
+
+            Assert.True(File.Exists(Path.Combine(backup, MedServe.Backup.PostgresBackup.DumpName)));
+            Assert.DoesNotContain(Directory.GetFiles(backup), f => f.EndsWith(".db", StringComparison.Ordinal)); // the stores are in PostgreSQL, not in files
+
+            // Into a database that is not empty: refused, nothing written.
+            Assert.Equal(1, await Cli("restore", backup, "--data-dir", restored + "-x", "--master-key-file", Path.Combine(original, "secrets", "master.keys"), "--postgres", source));
+            Assert.False(Directory.Exists(restored + "-x"));
+            Assert.Equal(0, await Cli("restore", backup, "--data-dir", restored, "--master-key-file", Path.Combine(original, "secrets", "master.keys"), "--embed-master-key", "--postgres", empty));
+
+            await using (var again = await RunningServer.StartAsync(On(empty), root: restored))
+            {
+                // The keys came back in PostgreSQL: the original admin key still works.
+                using var client = again.Client(adminKey);
+                Assert.Equal(registryBefore, await RegistryAsync(client));
+                Assert.Equal(triageBefore, await OutputAsync(client, "triage"));
+            }
+        }
+        finally
+        {
+            foreach (var folder in new[] { original, restored, restored + "-x", backup })
+            {
+                if (Directory.Exists(folder))
+                {
+                    Directory.Delete(folder, recursive: true);
+                }
+            }
+        }
+    }
+
     private static async Task RegisterAsync(HttpClient client)
     {
         using (await client.PostAsync("/v1/registry/models", new StringContent("""{"name":"triage","description":"ED triage"}""")))

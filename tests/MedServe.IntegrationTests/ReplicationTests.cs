@@ -19,6 +19,9 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-replicas-" + Guid.NewGuid().ToString("N"));
     private readonly List<ServerProcess> _servers = [];
 
+    // Replicas share the master key ring (a Kubernetes Secret in deploy/): each decrypts what another logged.
+    private readonly string _masterKeys = "k1:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     [PostgresFact]
     public async Task Replicas_share_keys_aliases_experiments_and_one_leader_that_a_survivor_replaces()
     {
@@ -81,6 +84,13 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         });
         output.WriteLine($"an experiment made on A routed on B after {routed.TotalMilliseconds:F0} ms");
 
+        // B's journal is projected into the shared database: A lists the predictions B answered.
+        await WithinAsync(TimeSpan.FromSeconds(10), async () =>
+        {
+            using var listed = await onA.GetAsync("/v1/predictions/ward-risk?limit=1000");
+            return listed.IsSuccessStatusCode && JsonDocument.Parse(await listed.Content.ReadAsStringAsync()).RootElement.GetProperty("predictions").GetArrayLength() >= 40;
+        });
+
         // One leader for each loop; SIGKILL it and the survivor leads within 10 s.
         await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(onA, "rollout") + await LeadsAsync(onB, "rollout") == 1);
         var (leader, survivor) = await LeadsAsync(onA, "rollout") == 1 ? (a, onB) : (b, onA);
@@ -101,6 +111,7 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
                 ["MEDSERVE_STORE__PROVIDER"] = "postgres",
                 ["MEDSERVE_STORE__CONNECTIONSTRING"] = database,
                 ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_work, "artifacts"),
+                ["MEDSERVE_ENCRYPTION__MASTERKEYS"] = _masterKeys,
             });
         _servers.Add(server);
         await server.WaitReadyAsync();

@@ -34,8 +34,14 @@ public static class SecurityServices
         services.AddSingleton<AuditTrail>();
 
         // The prediction log's queryable projection, built from the journal behind the writer.
-        services.AddSingleton<MedServe.Compliance.Predictions.IPredictionStore>(_ =>
-            MedServe.Compliance.Predictions.SqlitePredictionStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "predictions.db")).GetAwaiter().GetResult());
+        // One SQLite file per data dir, or the shared PostgreSQL (each replica projecting its own journal under its own number).
+        services.AddSingleton<MedServe.Compliance.Predictions.IPredictionStore>(sp =>
+        {
+            var databases = sp.GetRequiredService<MedServe.Storage.StoreDatabases>();
+            return databases.Provider == MedServe.Storage.StoreProvider.Postgres
+                ? MedServe.Compliance.Predictions.PostgresPredictionStore.OpenAsync(databases.For("predictions.db"), ReplicaIdentity.Of(server.ResolvedDataDir)).GetAwaiter().GetResult()
+                : MedServe.Compliance.Predictions.SqlitePredictionStore.OpenAsync(Path.Combine(server.ResolvedDataDir, "predictions.db")).GetAwaiter().GetResult();
+        });
         services.AddSingleton<MedServe.Predictions.PredictionProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionProjectionService>());
         services.AddHostedService<JournalArchiveService>();
