@@ -231,7 +231,7 @@ public sealed class Database : IAsyncDisposable
             await Postgres.DisposeAsync().ConfigureAwait(false);
         }
 
-        _writer.Dispose();
+        // The writer's semaphore is left to the collector: a late write after shutdown waits, it does not throw.
     }
 }
 

@@ -100,9 +100,19 @@ public sealed class LeaderElection(ILogger<LeaderElection> logger) : IAsyncDispo
                 Set(loop, false);
             }
 
-            // Closing the session releases its locks: another replica takes over at its next try.
+            // Released now, not when the pool resets this connection on its next use: another replica takes over at its next try.
             if (connection is not null)
             {
+                try
+                {
+                    await using var release = new NpgsqlCommand("SELECT pg_advisory_unlock_all();", connection);
+                    await release.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+                {
+                    // The session is gone, and its locks with it.
+                }
+
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }

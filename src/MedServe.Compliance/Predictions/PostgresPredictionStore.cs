@@ -164,9 +164,7 @@ public sealed class PostgresPredictionStore : IPredictionStore
     private static NpgsqlParameter Array<T>(string name, NpgsqlDbType type, IEnumerable<T> values) =>
         new(name, NpgsqlDbType.Array | type) { Value = values.ToArray() };
 
-    // Clamped: an open window's bounds (MinValue, MaxValue) are beyond what microseconds since 1970 hold.
-    private static long Micros(DateTimeOffset time) =>
-        time == DateTimeOffset.MaxValue ? long.MaxValue : time == DateTimeOffset.MinValue ? long.MinValue : (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
+    private static long Micros(DateTimeOffset time) => SqlitePredictionStore.Micros(time);
 
-    private static DateTimeOffset FromMicros(long micros) => DateTimeOffset.UnixEpoch.AddTicks(micros * 10);
+    private static DateTimeOffset FromMicros(long micros) => SqlitePredictionStore.FromMicros(micros);
 }

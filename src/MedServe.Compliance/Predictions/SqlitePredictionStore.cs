@@ -281,8 +281,8 @@ public sealed class SqlitePredictionStore : IPredictionStore
     }
 
     // Clamped: an open window's bounds (MinValue, MaxValue) are beyond what microseconds since 1970 hold.
-    private static long Micros(DateTimeOffset time) =>
+    internal static long Micros(DateTimeOffset time) =>
         time == DateTimeOffset.MaxValue ? long.MaxValue : time == DateTimeOffset.MinValue ? long.MinValue : (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
 
-    private static DateTimeOffset FromMicros(long micros) => DateTimeOffset.UnixEpoch.AddTicks(micros * 10);
+    internal static DateTimeOffset FromMicros(long micros) => DateTimeOffset.UnixEpoch.AddTicks(micros * 10);
 }
