@@ -133,6 +133,20 @@ public sealed class CoordinationTests : IAsyncDisposable
         Assert.DoesNotContain("hunter2", error.Message);
     }
 
+    [Fact]
+    public async Task An_unreachable_database_is_refused_naming_where_and_not_the_password()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+
+        var error = await Assert.ThrowsAsync<StoreException>(() => Database.OpenPostgresAsync($"Host=127.0.0.1;Port={port};Database=medserve;Username=u;Password=hunter2;Timeout=3", TimeProvider.System));
+
+        Assert.Contains($"PostgreSQL at 127.0.0.1:{port} (database 'medserve') cannot be used", error.Message);
+        Assert.DoesNotContain("hunter2", error.Message);
+    }
+
     private async Task<(Database Database, ChangeFeed Feed)> ReplicaAsync(string connection)
     {
         var database = await Database.OpenPostgresAsync(connection, TimeProvider.System);
