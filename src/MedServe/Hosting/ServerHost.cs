@@ -90,6 +90,9 @@ public static class ServerHost
             // And the stores: a database that cannot be reached or is newer than this build stops it too.
             app.Services.GetRequiredService<IRegistryStore>();
 
+            // Redis connects in the background; one that is down is warned of here, not fatal.
+            app.Services.GetService<SharedRedis>();
+
             // The journal too: its key, its tail against the anchor and the cut-over from audit.db are checked at start.
             if (server.Audit.Enabled)
             {
@@ -189,6 +192,16 @@ public static class ServerHost
         if (server.Store.Problem() is { } storeProblem)
         {
             throw new OptionsValidationException(ServerOptions.Section, typeof(StoreOptions), [storeProblem]);
+        }
+
+        if (server.Redis.Problem() is { } redisProblem)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(RedisOptions), [redisProblem]);
+        }
+
+        if (server.Redis.Enabled)
+        {
+            services.TryAddSingleton(sp => SharedRedis.Connect(server.Redis, sp.GetRequiredService<ILogger<SharedRedis>>()));
         }
 
         services.TryAddSingleton<ChangeFeed>();

@@ -40,6 +40,9 @@ public sealed class ServerOptions
     /// <summary>Where registry, keys, experiments, alerts and drift references live: SQLite files in the data dir, or a shared PostgreSQL.</summary>
     public MedServe.Storage.StoreOptions Store { get; set; } = new();
 
+    /// <summary>A Redis the replicas share for per-key rate limits; none by default (each replica counts alone).</summary>
+    public MedServe.Storage.RedisOptions Redis { get; set; } = new();
+
     public string ResolvedDataDir => Path.GetFullPath(DataDir);
 
     public string ResolvedModelRepository => Path.GetFullPath(ModelRepository ?? Path.Combine(ResolvedDataDir, "models"));

@@ -1,13 +1,15 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
 using MedServe.Http.V2;
+using MedServe.Storage;
 using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.AspNetCore.RateLimiting;
 
 namespace MedServe.Security;
 
 /// <summary>
-/// Per-key rate limits (a token bucket per principal: the key's own limit or the server default),
+/// Per-key rate limits (a token bucket per principal: the key's own limit or the server default;
+/// in Redis when <c>Redis:ConnectionString</c> is set, so the replicas share it),
 /// per-key concurrency (a concurrency limiter per principal, chained before the rate), header
 /// limits and request timeouts, each answered with its own status and a JSON error.
 /// Kestrel keeps hard limits above these as a backstop.
@@ -16,21 +18,30 @@ public static class RequestLimits
 {
     public static IServiceCollection AddRequestLimits(this IServiceCollection services, LimitsOptions limits)
     {
-        services.AddRateLimiter(options =>
+        services.AddRateLimiter(_ => { });
+        services.AddOptions<RateLimiterOptions>().Configure<IServiceProvider>((options, provider) =>
         {
+            // With Redis the replicas share each key's bucket; without it each counts alone.
+            var redis = provider.GetService<SharedRedis>();
+            var time = provider.GetRequiredService<TimeProvider>();
             var rates = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
                 var rate = RateOf(context, limits);
-                return rate <= 0 || context.User.Identity?.Name is not { } name
-                    ? RateLimitPartition.GetNoLimiter("")
-                    : RateLimitPartition.GetTokenBucketLimiter($"{name}|{rate}", _ => new TokenBucketRateLimiterOptions
+                if (rate <= 0 || context.User.Identity?.Name is not { } name)
+                {
+                    return RateLimitPartition.GetNoLimiter("");
+                }
+
+                return redis is null
+                    ? RateLimitPartition.GetTokenBucketLimiter($"{name}|{rate}", _ => new TokenBucketRateLimiterOptions
                     {
                         TokenLimit = rate,
                         TokensPerPeriod = rate,
                         ReplenishmentPeriod = TimeSpan.FromSeconds(1),
                         QueueLimit = 0,
                         AutoReplenishment = true,
-                    });
+                    })
+                    : RateLimitPartition.Get($"{name}|{rate}", _ => new SharedTokenBucket(redis, name, rate, time));
             });
 
             // Requests in flight per key, before the rate: a request refused here spends no token.
