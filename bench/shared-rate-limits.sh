@@ -2,7 +2,8 @@
 # What sharing the per-key rate limits through Redis costs (issue 15): two MedServe servers as the
 # README's first command starts them, each key limited to 1,000,000 requests/s (so every request
 # passes through a bucket, none is refused): "local" counts in process, "redis" runs the token-bucket
-# script on a redis-server on loopback for every request. risk over REST JSON, alternating rounds.
+# script on a redis-server on loopback (one call per key per 100 ms per replica, taking the tokens
+# the replica was asked for in the last window). risk over REST JSON, alternating rounds.
 # Needs: wrk, redis-server. Usage: [CONCURRENCY="16 64"] [ROUNDS=2] bench/shared-rate-limits.sh [seconds, default 6]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

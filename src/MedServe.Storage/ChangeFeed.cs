@@ -1,14 +1,16 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using StackExchange.Redis;
 
 namespace MedServe.Storage;
 
 /// <summary>
 /// How a change committed on one replica reaches the others: every write names the topics it
 /// changed (<see cref="DbSession.Changed"/>); the writing replica acts on it as it writes, the others
-/// hear of it through PostgreSQL's NOTIFY (sent on commit) and, should a notification be missed (a dropped
-/// listener connection), through a counter per topic that each replica polls. Handlers re-read
+/// hear of it through PostgreSQL's NOTIFY (sent on commit) or Redis pub/sub (published after
+/// commit; see <see cref="ChangeNotifications"/>) and, should a notification be missed (a dropped
+/// listener connection, Redis down), through a counter per topic that each replica polls. Handlers re-read
 /// the shared state (idempotent reconciles), so a change heard twice costs only a second read;
 /// runs of one topic coalesce, so a burst of changes costs at most two.
 /// </summary>
@@ -29,6 +31,12 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
     /// <summary>This process's name in notifications, so it does not re-run its own changes.</summary>
     public string Replica { get; } = Guid.NewGuid().ToString("N")[..16];
 
+    /// <summary>Whether a committing write sends PostgreSQL's NOTIFY (false when Redis or the poll carries changes).</summary>
+    internal bool NotifiesThroughPostgres => _notifications == ChangeNotifications.Postgres;
+
+    private ChangeNotifications _notifications = ChangeNotifications.Postgres;
+    private SharedRedis? _redis;
+
     /// <summary>Changes heard from other replicas (notifications and polls), for tests and metrics.</summary>
     public long Heard => Interlocked.Read(ref _heard);
 
@@ -38,18 +46,25 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
     public void Subscribe(string topic, Func<CancellationToken, Task> handler) =>
         _topics.GetOrAdd(topic, _ => new Topic()).Handlers.Add(handler);
 
-    /// <summary>Listens to <paramref name="database"/>'s notifications and polls its counters; nothing to do for SQLite (one process).</summary>
-    /// <param name="listen">False polls only (tests of the fallback).</param>
-    public void Start(Database database, TimeSpan pollInterval, bool listen = true)
+    /// <summary>Listens for notifications (PostgreSQL's or Redis's) and polls the counters; nothing to do for SQLite (one process).</summary>
+    /// <param name="redis">The shared Redis, needed when <paramref name="notifications"/> is <see cref="ChangeNotifications.Redis"/>.</param>
+    public void Start(Database database, TimeSpan pollInterval, ChangeNotifications notifications = ChangeNotifications.Postgres, SharedRedis? redis = null)
     {
         if (database.Postgres is not { } source)
         {
             return;
         }
 
-        if (listen)
+        _notifications = notifications;
+        switch (notifications)
         {
-            _loops.Add(Task.Run(() => ListenAsync(source, _stop.Token)));
+            case ChangeNotifications.Postgres:
+                _loops.Add(Task.Run(() => ListenAsync(source, _stop.Token)));
+                break;
+            case ChangeNotifications.Redis:
+                _redis = redis ?? throw new InvalidOperationException("Store:Notifications is redis but no Redis is configured (Redis:ConnectionString)");
+                _loops.Add(Task.Run(() => SubscribeAsync(_redis, _stop.Token)));
+                break;
         }
 
         _loops.Add(Task.Run(() => PollAsync(source, pollInterval, _stop.Token)));
@@ -91,18 +106,81 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
 
     /// <summary>In a committing PostgreSQL transaction: bumps the topic's counter and queues its notification (sent at commit).</summary>
     /// <returns>The topic's counter after this change.</returns>
-    internal static async Task<long> RecordAsync(DbSession session, string topic, string replica, CancellationToken cancellationToken)
+    internal static async Task<long> RecordAsync(DbSession session, string topic, ChangeFeed? feed, CancellationToken cancellationToken)
     {
         var version = await session.LongAsync(
             "INSERT INTO store_changes (topic, version) VALUES (@topic, 1) ON CONFLICT (topic) DO UPDATE SET version = store_changes.version + 1 RETURNING version;",
             cancellationToken, ("@topic", topic)).ConfigureAwait(false);
-        await session.ExecuteAsync("SELECT pg_notify(@channel, @payload);", cancellationToken, ("@channel", Channel), ("@payload", $"{topic} {replica}")).ConfigureAwait(false);
+        if (feed is null || feed.NotifiesThroughPostgres)
+        {
+            await session.ExecuteAsync("SELECT pg_notify(@channel, @payload);", cancellationToken, ("@channel", Channel), ("@payload", $"{topic} {feed?.Replica}")).ConfigureAwait(false);
+        }
+
         return version;
     }
 
-    /// <summary>This process committed a change of <paramref name="topic"/> that brought its counter to <paramref name="version"/>: the poll need not report it back.</summary>
-    internal void Committed(string topic, long version) =>
+    /// <summary>
+    /// This process committed a change of <paramref name="topic"/> that brought its counter to
+    /// <paramref name="version"/>: the poll need not report it back; with Redis, the others are told now.
+    /// </summary>
+    internal void Committed(string topic, long version)
+    {
         _own.AddOrUpdate(topic, version, (_, before) => Math.Max(before, version));
+        if (_redis is { } redis && redis.ShouldTry())
+        {
+            _ = PublishAsync(redis, topic);
+        }
+    }
+
+    private async Task PublishAsync(SharedRedis redis, string topic)
+    {
+        try
+        {
+            await redis.Subscriber.PublishAsync(redis.Channel(Channel), $"{topic} {Replica}").ConfigureAwait(false);
+            redis.Succeeded();
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException or ObjectDisposedException)
+        {
+            // The others' poll of the counters delivers it instead.
+            redis.Failed(e);
+        }
+    }
+
+    private void OnNotified(string payload)
+    {
+        var parts = payload.Split(' ', 2);
+        if (parts.Length == 2 && parts[1] != Replica)
+        {
+            Interlocked.Increment(ref _heard);
+            Raise(parts[0]);
+        }
+    }
+
+    /// <summary>Subscribes once Redis answers; StackExchange.Redis restores the subscription after a reconnect, and the poll covers the gap.</summary>
+    private async Task SubscribeAsync(SharedRedis redis, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await redis.Subscriber.SubscribeAsync(redis.Channel(Channel), (_, message) => OnNotified(message.ToString())).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException)
+            {
+                logger.LogWarning("Subscribing to changes through Redis at {Where} failed ({Error}); polling covers it, trying again in 1 s", redis.Where, e.Message);
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
 
     private async Task ListenAsync(NpgsqlDataSource source, CancellationToken cancellationToken)
     {
@@ -111,15 +189,7 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
             try
             {
                 await using var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                connection.Notification += (_, e) =>
-                {
-                    var parts = e.Payload.Split(' ', 2);
-                    if (parts.Length == 2 && parts[1] != Replica)
-                    {
-                        Interlocked.Increment(ref _heard);
-                        Raise(parts[0]);
-                    }
-                };
+                connection.Notification += (_, e) => OnNotified(e.Payload);
                 await using (var listen = new NpgsqlCommand($"LISTEN {Channel};", connection))
                 {
                     await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -197,8 +267,12 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
         try
         {
             await Task.WhenAll(_loops).ConfigureAwait(false);
+            if (_redis is { } redis)
+            {
+                await redis.Subscriber.UnsubscribeAsync(redis.Channel(Channel)).ConfigureAwait(false);
+            }
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or RedisException or ObjectDisposedException)
         {
         }
     }

@@ -139,7 +139,7 @@ public sealed class Database : IAsyncDisposable
         {
             foreach (var topic in session.ChangedTopics)
             {
-                recorded.Add((topic, await ChangeFeed.RecordAsync(session, topic, Changes?.Replica ?? "", cancellationToken).ConfigureAwait(false)));
+                recorded.Add((topic, await ChangeFeed.RecordAsync(session, topic, Changes, cancellationToken).ConfigureAwait(false)));
             }
         }
 

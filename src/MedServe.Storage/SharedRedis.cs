@@ -45,7 +45,8 @@ public sealed class RedisOptions
 }
 
 /// <summary>
-/// The one connection to Redis, shared by what needs it (the rate limits). It never stops the
+/// The one connection to Redis, shared by what needs it (the rate limits, and the change
+/// notifications when <c>Store:Notifications</c> is redis). It never stops the
 /// server: it connects in the background, calls fail at once while it is down (no queueing behind a
 /// dead socket), and the outage is logged once when it starts and once when it ends.
 /// </summary>
@@ -102,6 +103,11 @@ public sealed class SharedRedis : IAsyncDisposable
     public void DecidedLocally() => Interlocked.Increment(ref _local);
 
     public IDatabase Database => _connection.GetDatabase();
+
+    public ISubscriber Subscriber => _connection.GetSubscriber();
+
+    /// <summary>A pub/sub channel under this deployment's key prefix.</summary>
+    public RedisChannel Channel(string name) => RedisChannel.Literal(Options.KeyPrefix + name);
 
     /// <summary>Starts connecting and returns at once (within the connect timeout): an unreachable Redis is warned of, not fatal.</summary>
     public static SharedRedis Connect(RedisOptions options, ILogger<SharedRedis> logger)

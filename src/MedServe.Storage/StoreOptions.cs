@@ -8,6 +8,18 @@ public enum StoreProvider
 }
 
 /// <summary>
+/// How a replica tells the others it changed shared state: PostgreSQL's NOTIFY (the default),
+/// Redis pub/sub (where LISTEN cannot be used: behind PgBouncer in transaction mode or a proxy
+/// that pins sessions), or the polled counters alone. The counters are polled in every case.
+/// </summary>
+public enum ChangeNotifications
+{
+    Postgres,
+    Redis,
+    Poll,
+}
+
+/// <summary>
 /// <c>Store:Provider</c> (sqlite, the default, or postgres) and <c>Store:ConnectionString</c>
 /// (PostgreSQL's, in Npgsql's key=value form; ignored for SQLite, whose files are in the data dir).
 /// </summary>
@@ -26,6 +38,9 @@ public sealed class StoreOptions
 
     /// <summary>How often a replica reads the change counters when a notification may have been missed (PostgreSQL).</summary>
     public TimeSpan ChangePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The channel for changes between replicas (<c>Store:Notifications</c>: postgres, redis or poll).</summary>
+    public ChangeNotifications Notifications { get; set; } = ChangeNotifications.Postgres;
 
     /// <summary>How often a replica that does not lead a control loop tries to take it over.</summary>
     public TimeSpan LeaderRetryInterval { get; set; } = TimeSpan.FromSeconds(2);

@@ -133,14 +133,14 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         }
     }
 
-    private static HttpClient Client(ServerProcess server, string key)
+    internal static HttpClient Client(ServerProcess server, string key)
     {
         var client = new HttpClient { BaseAddress = server.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return client;
     }
 
-    private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+    internal static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
     private static async Task RegisterAsync(HttpClient client, string model, string version)
     {
@@ -183,7 +183,7 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds, failing after <paramref name="limit"/>; returns how long it took.</summary>
-    private static async Task<TimeSpan> WithinAsync(TimeSpan limit, Func<Task<bool>> condition)
+    internal static async Task<TimeSpan> WithinAsync(TimeSpan limit, Func<Task<bool>> condition)
     {
         var clock = Stopwatch.StartNew();
         while (!await condition())

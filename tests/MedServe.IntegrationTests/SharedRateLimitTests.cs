@@ -7,6 +7,7 @@ using MedServe.Storage;
 using MedServe.Tests.Support;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace MedServe.IntegrationTests;
 
@@ -50,6 +51,39 @@ public sealed class SharedRateLimitTests
         using var lab = new SharedTokenBucket(a, "lab", 5, TimeProvider.System);
         Assert.False(lab.AttemptAcquire().IsAcquired);
         Assert.True((await lab.AcquireAsync()).IsAcquired);
+
+        // A key's call to Redis takes what this replica was asked for in the last 100 ms (at most a
+        // fiftieth of the rate), spent here without Redis: 30 requests in turn cost 6 calls
+        // (1, 2, 4, 8, 10, 10 tokens: 35 taken, 5 held). Held tokens last 100 ms, then are lost,
+        // never granted twice.
+        var fakeClock = new FakeTimeProvider();
+        using var fast = new SharedTokenBucket(a, "fast", 500, fakeClock);
+        var fastClock = Stopwatch.StartNew();
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.True((await fast.AcquireAsync()).IsAcquired);
+        }
+
+        Assert.Equal(6, fast.RedisCalls);
+        var left = (double)await a.Database.HashGetAsync("medserve:rate:fast", "tokens");
+        Assert.InRange(left, 465, 465 + (fastClock.Elapsed.TotalSeconds * 500) + 1);
+        Assert.True(fast.AttemptAcquire().IsAcquired);
+        fakeClock.Advance(TimeSpan.FromMilliseconds(150));
+        Assert.False(fast.AttemptAcquire().IsAcquired);
+
+        // A burst on a fast key makes one call at a time, the others waiting on it, so 64 requests
+        // at once cannot each take a chunk and drain the bucket (rate 1,000,000: all are granted).
+        using var burst = new SharedTokenBucket(a, "burst", 1_000_000, TimeProvider.System);
+        var start = new TaskCompletionSource();
+        var asked = Enumerable.Range(0, 64).Select(_ => Task.Run(async () =>
+        {
+            await start.Task;
+            return await burst.AcquireAsync();
+        })).ToList();
+        start.SetResult();
+        var answered = await Task.WhenAll(asked);
+        Assert.All(answered, l => Assert.True(l.IsAcquired));
+        Assert.InRange(burst.RedisCalls, 1, 16);
 
         // Redis dies: every request is still answered, by the replica's own bucket (rate 3, so 3
         // or, past a refill, 6 of 12), and the outage is warned of once.
@@ -170,5 +204,9 @@ public sealed class SharedRateLimitTests
             RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Redis:ConnectionString"] = "password=hunter2-secret" }));
         Assert.Contains("Redis:ConnectionString names no host", error.Message);
         Assert.DoesNotContain("hunter2", error.Message);
+
+        var noRedis = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Store:Notifications"] = "redis" }));
+        Assert.Contains("Store:Notifications is redis but Redis:ConnectionString is empty", noRedis.Message);
     }
 }

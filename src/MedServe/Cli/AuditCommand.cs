@@ -8,9 +8,9 @@ using MedServe.Security;
 namespace MedServe.Cli;
 
 /// <summary>
-/// <c>medserve audit verify/export</c>, on the journal's files (a data dir, or a copy of one):
-/// an auditor needs only the files, the pinned public key and this tool, not a running server.
-/// Both open the files read-only and create nothing.
+/// <c>medserve audit verify/verify-replicas/export</c>, on the journal's files (a data dir, or a
+/// copy of one): an auditor needs only the files, the pinned public key and this tool, not a
+/// running server. They open the files (and the shared database) read-only and create nothing.
 /// </summary>
 internal static class AuditCommand
 {
@@ -21,6 +21,7 @@ internal static class AuditCommand
         var archive = new Option<string[]>("--archive") { Description = "A folder archived segments were moved to (MedServe:Journal:ArchiveFolder); may repeat", Recursive = true };
         var command = new Command("audit", "Verify and export the audit trail (the inference journal)") { dataDir, journal, archive };
         command.Add(Verify(dataDir, journal, archive));
+        command.Add(VerifyReplicas(archive));
         command.Add(Export(dataDir, journal, archive));
         return command;
     }
@@ -79,6 +80,140 @@ internal static class AuditCommand
             return verdict.Intact ? 0 : 1;
         });
         return command;
+    }
+
+    private static Command VerifyReplicas(Option<string[]> archive)
+    {
+        var dataDirs = new Argument<string[]>("data-dirs") { Description = "Each replica's data dir (or a copy of it): its replica.id and journal/", Arity = ArgumentArity.OneOrMore };
+        var connection = new Option<string>("--connection-string")
+        {
+            Description = "The shared PostgreSQL (Npgsql form; default MEDSERVE_STORE__CONNECTIONSTRING); read in a read-only transaction",
+        };
+        var publicKeys = new Option<string[]>("--public-key")
+        {
+            Description = "A pinned public key (PEM file or base64 SPKI); repeat for replicas with keys of their own",
+        };
+        var trustStoreKeys = new Option<bool>("--trust-store-keys")
+        {
+            Description = "Use the public keys the replicas published to the database instead of pinned ones (it proves nothing against whoever can write the database)",
+        };
+        var command = new Command("verify-replicas", "Check every replica's chain against the head it published to the shared PostgreSQL; exit 1 if one is broken or was not given")
+        {
+            dataDirs, connection, publicKeys, trustStoreKeys,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var connectionString = parse.GetValue(connection) ?? Environment.GetEnvironmentVariable("MEDSERVE_STORE__CONNECTIONSTRING");
+            if (string.IsNullOrWhiteSpace(connectionString))
+            {
+                Console.Error.WriteLine("medserve: give the shared PostgreSQL with --connection-string (or MEDSERVE_STORE__CONNECTIONSTRING)");
+                return 2;
+            }
+
+            var trustStore = parse.GetValue(trustStoreKeys);
+            var pinned = new List<(string Spki, ECDsa Key)>();
+            foreach (var given in parse.GetValue(publicKeys) ?? [])
+            {
+                if (PinnedKey(given, "", trustDataDir: false) is not { } key)
+                {
+                    return 2;
+                }
+
+                pinned.Add((Convert.ToBase64String(key.ExportSubjectPublicKeyInfo()), key));
+            }
+
+            if (pinned.Count == 0 && !trustStore)
+            {
+                Console.Error.WriteLine("medserve: give the pinned public key(s) with --public-key; --trust-store-keys uses the keys the replicas published instead");
+                return 2;
+            }
+
+            var replicas = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var dir in (parse.GetValue(dataDirs) ?? []).Select(Path.GetFullPath))
+            {
+                var idFile = Path.Combine(dir, "replica.id");
+                var name = File.Exists(idFile) ? File.ReadAllText(idFile).Trim() : "";
+                if (name.Length == 0)
+                {
+                    Console.Error.WriteLine($"medserve: {dir} has no replica.id: it is not the data dir of a replica on a shared PostgreSQL");
+                    return 2;
+                }
+
+                if (!replicas.TryAdd(name, dir))
+                {
+                    Console.Error.WriteLine($"medserve: {replicas[name]} and {dir} are the same replica ({name}): give each replica once");
+                    return 2;
+                }
+            }
+
+            IReadOnlyList<PublishedHead> heads;
+            try
+            {
+                heads = await SharedJournalHeads.ReadAllAsync(connectionString, cancellationToken);
+            }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or ArgumentException or TimeoutException)
+            {
+                // Npgsql's messages name the host, never the password; an unreadable string names the keyword only.
+                Console.Error.WriteLine($"medserve: the shared PostgreSQL cannot be read: {e.Message}");
+                return 2;
+            }
+
+            if (heads.Count == 0)
+            {
+                Console.Error.WriteLine("medserve: no replica has published a journal head to this database (replicas publish when Store:Provider is postgres)");
+                return 2;
+            }
+
+            var failed = 0;
+            foreach (var published in heads)
+            {
+                var where = SharedJournalHeads.Describe(published);
+                ECDsa? key = trustStore ? KeyOf(published.PublicKey) : pinned.FirstOrDefault(p => p.Spki == published.PublicKey).Key;
+                if (key is null)
+                {
+                    failed++;
+                    Console.WriteLine($"{published.Replica}: NOT INTACT: its checkpoints are signed by a key that was not pinned ({where})");
+                }
+                else if (!replicas.TryGetValue(published.Replica, out var dir))
+                {
+                    failed++;
+                    Console.WriteLine($"{published.Replica}: NOT CHECKED: its data dir was not given ({where})");
+                }
+                else
+                {
+                    var verdict = JournalVerifier.Verify(Path.Combine(dir, "journal"), key, published.Head, Archives(parse.GetValue(archive)));
+                    failed += verdict.Intact ? 0 : 1;
+                    Console.WriteLine(verdict.Intact
+                        ? $"{published.Replica}: intact: {verdict.Records} records, {verdict.Checkpoints} signed checkpoints, reaching its published head ({where})"
+                        : $"{published.Replica}: NOT INTACT: {verdict.Problem}");
+                }
+            }
+
+            foreach (var stranger in replicas.Keys.Except(heads.Select(h => h.Replica), StringComparer.Ordinal))
+            {
+                failed++;
+                Console.WriteLine($"{stranger}: NOT CHECKED: {replicas[stranger]} is a replica that published no head to this database");
+            }
+
+            Console.WriteLine($"{heads.Count} replicas published heads; {failed} not intact or not checked");
+            return failed == 0 ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static ECDsa? KeyOf(string spki)
+    {
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportSubjectPublicKeyInfo(Convert.FromBase64String(spki), out _);
+            return key;
+        }
+        catch (Exception e) when (e is CryptographicException or FormatException)
+        {
+            key.Dispose();
+            return null;
+        }
     }
 
     private static Command Export(Option<string> dataDir, Option<string> journal, Option<string[]> archive)

@@ -199,6 +199,12 @@ public static class ServerHost
             throw new OptionsValidationException(ServerOptions.Section, typeof(RedisOptions), [redisProblem]);
         }
 
+        if (server.Store.Notifications == ChangeNotifications.Redis && !server.Redis.Enabled)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(StoreOptions),
+                ["Store:Notifications is redis but Redis:ConnectionString is empty: set it, or use postgres or poll"]);
+        }
+
         if (server.Redis.Enabled)
         {
             services.TryAddSingleton(sp => SharedRedis.Connect(server.Redis, sp.GetRequiredService<ILogger<SharedRedis>>()));

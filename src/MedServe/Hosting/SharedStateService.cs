@@ -38,9 +38,9 @@ public sealed partial class SharedStateService(StoreDatabases databases, ChangeF
             return Task.CompletedTask;
         });
         var store = options.Value.Store;
-        changes.Start(databases.Coordination, store.ChangePollInterval);
+        changes.Start(databases.Coordination, store.ChangePollInterval, store.Notifications, services.GetService<SharedRedis>());
         leaders.Start(databases.Coordination, store.LeaderRetryInterval);
-        LogFollowing(logger, changes.Replica);
+        LogFollowing(logger, store.Notifications, changes.Replica);
         return Task.CompletedTask;
     }
 
@@ -83,6 +83,6 @@ public sealed partial class SharedStateService(StoreDatabases databases, ChangeF
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Following the other replicas' changes through PostgreSQL as replica {Replica}")]
-    private static partial void LogFollowing(ILogger logger, string replica);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Following the other replicas' changes ({Notifications} notifications, counters polled) as replica {Replica}")]
+    private static partial void LogFollowing(ILogger logger, ChangeNotifications notifications, string replica);
 }

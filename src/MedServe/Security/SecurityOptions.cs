@@ -85,6 +85,9 @@ public sealed class JournalSettings
 
     /// <summary>Where archived segments go (another volume, cold storage); verify and export read them from there.</summary>
     public string? ArchiveFolder { get; set; }
+
+    /// <summary>With a shared PostgreSQL: how often this replica copies its journal head there (for <c>medserve audit verify-replicas</c>).</summary>
+    public TimeSpan HeadPublishInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>MedServe:Limits. Each limit is answered with its own status and a JSON error.</summary>

@@ -45,6 +45,7 @@ public static class SecurityServices
         services.AddSingleton<MedServe.Predictions.PredictionProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionProjectionService>());
         services.AddHostedService<JournalArchiveService>();
+        services.AddHostedService<JournalHeadPublisher>();
         if (server.Audit.Enabled)
         {
             services.AddSingleton<MedServe.Lifecycle.IReadinessCondition>(sp => new JournalReadiness(sp.GetRequiredService<AuditJournal>()));

@@ -42,6 +42,61 @@ public sealed class CoordinationTests : IAsyncDisposable
         Assert.Equal(1, readerFeed.Heard);
     }
 
+    [RedisFact(WithPostgres = true)]
+    public async Task With_redis_notifications_a_change_reaches_the_other_replica_through_pub_sub_and_none_through_postgres()
+    {
+        var connection = await TestPostgres.CreateDatabaseAsync();
+        using var server = await TestRedis.StartAsync();
+        var (writer, writerFeed) = await ReplicaAsync(connection);
+        var (reader, readerFeed) = await ReplicaAsync(connection);
+        var heardByReader = new SemaphoreSlim(0);
+        var heardByWriter = 0;
+        readerFeed.Subscribe("registry", _ => Task.FromResult(heardByReader.Release()));
+        writerFeed.Subscribe("registry", _ => Task.FromResult(Interlocked.Increment(ref heardByWriter)));
+
+        // A bystander listening on PostgreSQL's channel: with Redis carrying changes, nothing is sent there.
+        await using var bystander = new Npgsql.NpgsqlConnection(connection);
+        await bystander.OpenAsync();
+        var notified = 0;
+        bystander.Notification += (_, _) => Interlocked.Increment(ref notified);
+        await using (var listen = new Npgsql.NpgsqlCommand($"LISTEN {ChangeFeed.Channel};", bystander))
+        {
+            await listen.ExecuteNonQueryAsync();
+        }
+
+        // Polling every minute: what arrives within 2 s came through Redis.
+        var options = new RedisOptions { ConnectionString = server.ConnectionString, KeyPrefix = "coord-test:" };
+        await using var writerRedis = SharedRedis.Connect(options, NullLogger<SharedRedis>.Instance);
+        await using var readerRedis = SharedRedis.Connect(options, NullLogger<SharedRedis>.Instance);
+        readerFeed.Start(reader, TimeSpan.FromMinutes(1), ChangeNotifications.Redis, readerRedis);
+        writerFeed.Start(writer, TimeSpan.FromMinutes(1), ChangeNotifications.Redis, writerRedis);
+        await WaitAsync(() => readerRedis.Subscriber.IsConnected(readerRedis.Channel(ChangeFeed.Channel)), TimeSpan.FromSeconds(5));
+        await Task.Delay(200); // SUBSCRIBE acknowledged
+        var clock = Stopwatch.StartNew();
+        await writer.WriteAsync(session =>
+        {
+            session.Changed("registry");
+            return Task.FromResult(0);
+        });
+
+        Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "the other replica did not hear the change through Redis within 2 s");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
+        await bystander.WaitAsync(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(0, Volatile.Read(ref notified));
+        Assert.Equal(0, Volatile.Read(ref heardByWriter));
+        Assert.Equal(1, readerFeed.Heard);
+
+        // Redis gone: a write still commits and bumps its counter, which the others' poll reads (tested above).
+        server.Kill();
+        await writer.WriteAsync(session =>
+        {
+            session.Changed("registry");
+            return Task.FromResult(0);
+        });
+        var counter = await reader.ScalarAsync("SELECT version FROM store_changes WHERE topic = 'registry';", CancellationToken.None);
+        Assert.Equal(2L, Convert.ToInt64(counter, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     [PostgresFact]
     public async Task Without_notifications_the_poll_of_the_change_counters_still_delivers_each_change()
     {
@@ -50,7 +105,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         var (reader, readerFeed) = await ReplicaAsync(connection);
         var heard = new SemaphoreSlim(0);
         readerFeed.Subscribe("keys", _ => Task.FromResult(heard.Release()));
-        readerFeed.Start(reader, TimeSpan.FromMilliseconds(200), listen: false);
+        readerFeed.Start(reader, TimeSpan.FromMilliseconds(200), ChangeNotifications.Poll);
         await Task.Delay(400); // the first poll sets the baseline
 
         for (var i = 0; i < 2; i++)
