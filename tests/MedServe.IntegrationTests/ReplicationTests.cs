@@ -95,9 +95,11 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(onA, "rollout") + await LeadsAsync(onB, "rollout") == 1);
         var (leader, survivor) = await LeadsAsync(onA, "rollout") == 1 ? (a, onB) : (b, onA);
         Assert.Equal(1, await LeadsAsync(leader == a ? onA : onB, "alerts") + await LeadsAsync(survivor, "alerts"));
+        Assert.Equal(1, await LeadsAsync(leader == a ? onA : onB, "retention") + await LeadsAsync(survivor, "retention"));
         await leader.KillAsync();
-        var takeover = await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(survivor, "rollout") == 1 && await LeadsAsync(survivor, "alerts") == 1);
-        output.WriteLine($"the leader was SIGKILLed; the survivor led both loops after {takeover.TotalMilliseconds:F0} ms");
+        var takeover = await WithinAsync(TimeSpan.FromSeconds(10), async () =>
+            await LeadsAsync(survivor, "rollout") == 1 && await LeadsAsync(survivor, "alerts") == 1 && await LeadsAsync(survivor, "retention") == 1);
+        output.WriteLine($"the leader was SIGKILLed; the survivor led all three loops after {takeover.TotalMilliseconds:F0} ms");
     }
 
     private async Task<ServerProcess> StartAsync(string name, string repository, string database)

@@ -58,6 +58,13 @@ public interface IPredictionStore : IAsyncDisposable
 
     Task<IReadOnlyList<StoredPrediction>> QueryAsync(PredictionQuery query, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Removes predictions made before <paramref name="before"/>, with their outcomes, every
+    /// replica's alike (retention: the journal keeps them until it is archived). Deletes in batches
+    /// so the projector is never held up for long; returns how many predictions went.
+    /// </summary>
+    Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken = default);
+
     /// <summary>Forgets everything (a rebuild from the journal starts here).</summary>
     Task ResetAsync(CancellationToken cancellationToken = default);
 }

@@ -35,6 +35,7 @@ public sealed class PostgresPredictionStore : IPredictionStore
                 prediction_seq BIGINT PRIMARY KEY, journal_seq BIGINT NOT NULL, envelope BYTEA NOT NULL, recorded_us BIGINT NOT NULL, revisions INTEGER NOT NULL);
             CREATE TABLE projection (replica TEXT PRIMARY KEY, through BIGINT NOT NULL);
             """),
+        new("CREATE INDEX predictions_by_time ON predictions (time_us);"),
     ];
 
     private const string Columns = "seq, time_us, model, version, request_id, client_request_id, patient, outcome, latency_us, payload";
@@ -144,6 +145,25 @@ public sealed class PostgresPredictionStore : IPredictionStore
             ORDER BY seq LIMIT @limit;
             """, Read, cancellationToken, ("@model", query.Model), ("@version", query.Version), ("@patient", query.PatientPseudonym),
             ("@from", Micros(query.From)), ("@to", Micros(query.To)), ("@after", query.AfterSequence), ("@limit", (long)query.Limit));
+
+    public async Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken = default)
+    {
+        long total = 0;
+        while (true)
+        {
+            var pruned = await _database.WriteAsync(session => session.LongAsync("""
+                WITH doomed AS (SELECT seq FROM predictions WHERE time_us < @before ORDER BY time_us LIMIT @batch),
+                     gone AS (DELETE FROM outcomes WHERE prediction_seq IN (SELECT seq FROM doomed)),
+                     deleted AS (DELETE FROM predictions WHERE seq IN (SELECT seq FROM doomed) RETURNING 1)
+                SELECT COUNT(*) FROM deleted;
+                """, cancellationToken, ("@before", Micros(before)), ("@batch", (long)SqlitePredictionStore.PruneBatch)), cancellationToken).ConfigureAwait(false);
+            total += pruned;
+            if (pruned < SqlitePredictionStore.PruneBatch)
+            {
+                return total;
+            }
+        }
+    }
 
     /// <summary>Forgets this replica's predictions, outcomes recorded through its journal, and its watermark; the other replicas' rows stay.</summary>
     public Task ResetAsync(CancellationToken cancellationToken = default) =>

@@ -32,6 +32,7 @@ public sealed class SqlitePredictionStore : IPredictionStore
             CREATE INDEX IF NOT EXISTS predictions_by_patient ON predictions (patient, time_us) WHERE patient <> '';
             CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (request_id);
             CREATE INDEX IF NOT EXISTS predictions_by_client_request ON predictions (client_request_id) WHERE client_request_id <> '';
+            CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (time_us);
             CREATE TABLE IF NOT EXISTS outcomes (
                 prediction_seq INTEGER PRIMARY KEY, journal_seq INTEGER NOT NULL, envelope BLOB NOT NULL, recorded_us INTEGER NOT NULL, revisions INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS projection (name TEXT PRIMARY KEY, through INTEGER NOT NULL);
@@ -249,6 +250,48 @@ public sealed class SqlitePredictionStore : IPredictionStore
     private static StoredPrediction Read(SqliteDataReader reader) =>
         new(reader.GetInt64(0), FromMicros(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3), reader.GetString(4),
             reader.GetString(5), reader.GetString(6), reader.GetString(7), reader.GetInt64(8), (byte[])reader.GetValue(9));
+
+    public async Task<long> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken = default)
+    {
+        long total = 0;
+        while (true)
+        {
+            await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+            int pruned;
+            try
+            {
+                await using var connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+                await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = """
+                    CREATE TEMP TABLE IF NOT EXISTS pruning (seq INTEGER PRIMARY KEY);
+                    DELETE FROM pruning;
+                    INSERT INTO pruning SELECT seq FROM predictions WHERE time_us < $before ORDER BY time_us LIMIT $batch;
+                    DELETE FROM outcomes WHERE prediction_seq IN (SELECT seq FROM pruning);
+                    DELETE FROM predictions WHERE seq IN (SELECT seq FROM pruning);
+                    SELECT COUNT(*) FROM pruning;
+                    """;
+                command.Parameters.AddWithValue("$before", Micros(before));
+                command.Parameters.AddWithValue("$batch", PruneBatch);
+                pruned = Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writer.Release();
+            }
+
+            total += pruned;
+            if (pruned < PruneBatch)
+            {
+                return total;
+            }
+        }
+    }
+
+    /// <summary>Predictions removed per transaction by <see cref="PruneAsync"/>.</summary>
+    internal const int PruneBatch = 5000;
 
     public async Task ResetAsync(CancellationToken cancellationToken = default)
     {

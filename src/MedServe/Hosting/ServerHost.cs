@@ -188,6 +188,11 @@ public static class ServerHost
         services.AddMedServeTelemetry(section.GetSection("Telemetry").Get<MedServe.Telemetry.TelemetryOptions>() ?? new MedServe.Telemetry.TelemetryOptions());
         services.TryAddSingleton(new MedServe.Buffers.InFlightBytes(server.Limits.MaxInFlightRequestBytes));
 
+        if (server.Predictions.Problem() is { } retentionProblem)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(MedServe.Predictions.PredictionsOptions), [retentionProblem]);
+        }
+
         // Shared state: SQLite files in the data dir by default, or one PostgreSQL database for every replica.
         if (server.Store.Problem() is { } storeProblem)
         {

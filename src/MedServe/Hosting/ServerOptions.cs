@@ -33,6 +33,9 @@ public sealed class ServerOptions
 
     public Security.OutcomesOptions Outcomes { get; set; } = new();
 
+    /// <summary>How long the queryable prediction log keeps predictions (the journal is separate).</summary>
+    public MedServe.Predictions.PredictionsOptions Predictions { get; set; } = new();
+
     public Security.LimitsOptions Limits { get; set; } = new();
 
     public Security.EncryptionOptions Encryption { get; set; } = new();

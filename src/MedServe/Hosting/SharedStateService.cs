@@ -16,7 +16,7 @@ public sealed partial class SharedStateService(StoreDatabases databases, ChangeF
     Microsoft.Extensions.Options.IOptions<ServerOptions> options, ILogger<SharedStateService> logger) : IHostedService, MedServe.Diagnostics.IMetricsContributor
 {
     /// <summary>The control loops exactly one replica runs.</summary>
-    public static readonly string[] Loops = [Experiments.RolloutController.Loop, Alerts.AlertEvaluator.Loop];
+    public static readonly string[] Loops = [Experiments.RolloutController.Loop, Alerts.AlertEvaluator.Loop, Predictions.PredictionRetentionService.Loop];
 
     public Task StartAsync(CancellationToken cancellationToken)
     {

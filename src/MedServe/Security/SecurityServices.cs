@@ -44,6 +44,8 @@ public static class SecurityServices
         });
         services.AddSingleton<MedServe.Predictions.PredictionProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionProjectionService>());
+        services.AddSingleton<MedServe.Predictions.PredictionRetentionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<MedServe.Predictions.PredictionRetentionService>());
         services.AddHostedService<JournalArchiveService>();
         services.AddHostedService<JournalHeadPublisher>();
         if (server.Audit.Enabled)

@@ -68,6 +68,31 @@ public sealed class PredictionStoreTests : IAsyncDisposable
         Assert.Null(await store.FindAsync("req-1"));
     }
 
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
+    public async Task Pruning_removes_predictions_before_the_horizon_with_their_outcomes_in_batches_and_keeps_the_rest(string provider)
+    {
+        var store = await OpenAsync(provider, "a");
+
+        // More old rows than one batch, so the loop runs twice; one old and one kept row have outcomes.
+        var old = SqlitePredictionStore.PruneBatch + 3;
+        var records = Enumerable.Range(1, old).Select(i => Inference(i, "risk", "1", $"old-{i}", "", "p-1", i % 60)).ToList();
+        records.Add(Inference(old + 1, "risk", "1", "kept", "", "p-1", 3600));
+        await store.ApplyAsync(records, old + 1);
+        var oldOne = (await store.FindAsync("old-1"))!;
+        var kept = (await store.FindAsync("kept"))!;
+        await store.ApplyAsync([], [(old + 2, oldOne.Sequence, [1], T0.AddHours(2)), (old + 3, kept.Sequence, [2], T0.AddHours(2))], old + 3);
+
+        Assert.Equal(old, await store.PruneAsync(T0.AddMinutes(30)));
+
+        Assert.Equal(["kept"], (await store.QueryAsync(new PredictionQuery("risk", null, DateTimeOffset.MinValue, DateTimeOffset.MaxValue, null, 0, 100))).Select(p => p.RequestId));
+        Assert.Null(await store.GetOutcomeAsync(oldOne.Sequence));
+        Assert.Equal([2], (await store.GetOutcomeAsync(kept.Sequence))!.Envelope);
+        Assert.Equal(old + 3, await store.ProjectedThroughAsync()); // the watermark stays: the journal is not replayed
+        Assert.Equal(0, await store.PruneAsync(T0.AddMinutes(30)));
+    }
+
     [PostgresFact]
     public async Task Two_replicas_project_their_own_journals_into_one_database_without_colliding()
     {
