@@ -165,6 +165,18 @@ public sealed class HelmChartTests
     }
 
     [HelmFact]
+    public async Task Redis_notifications_need_a_redis_and_are_passed_to_the_server()
+    {
+        var render = await Helm.RunAsync("template", "medserve", Chart, "--set", "store.provider=postgres", "--set", "postgresql.enabled=true", "--set", "store.notifications=redis");
+        Assert.NotEqual(0, render.ExitCode);
+        Assert.Contains("store.notifications is redis but no Redis is given", render.Error);
+
+        var objects = KubernetesManifestChecks.Load(await TemplateAsync("-f", MultiReplicaValues));
+        var env = KubernetesManifestChecks.Server(objects).Spec.Template.Spec.Containers.Single().Env;
+        Assert.Equal("redis", env.Single(e => e.Name == "MEDSERVE_STORE__NOTIFICATIONS").Value);
+    }
+
+    [HelmFact]
     public async Task Values_against_the_schema_fail_the_render()
     {
         foreach (var (setting, path) in new[] { ("replicaCount=two", "/replicaCount"), ("store.provider=mysql", "/store/provider"), ("replicas=3", "replicas") })

@@ -156,6 +156,9 @@ lookup answers nothing under helm template, which then always generates.
 {{- if gt $redisSources 1 }}
 {{- fail "give at most one Redis: redis.enabled=true (in-chart), redis.connectionString or redis.existingSecret" }}
 {{- end }}
+{{- if and (eq $v.store.notifications "redis") (eq $redisSources 0) }}
+{{- fail "store.notifications is redis but no Redis is given: redis.enabled=true, redis.connectionString or redis.existingSecret (or use postgres or poll)" }}
+{{- end }}
 {{- if and $v.artifacts.blob.enabled (not $v.artifacts.blob.connectionStringSecret.name) }}
 {{- fail "artifacts.blob.enabled needs artifacts.blob.connectionStringSecret.name: the Secret holding the storage account's connection string" }}
 {{- end }}
