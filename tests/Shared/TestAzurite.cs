@@ -74,15 +74,21 @@ public sealed class TestAzurite : IAsyncDisposable
         throw new InvalidOperationException($"azurite-blob did not answer on port {azurite.Port}: {output}");
     }
 
-    public ValueTask DisposeAsync()
+    /// <summary>SIGKILL: the store is gone at once, as in an outage.</summary>
+    public void Kill()
     {
         if (_process is { HasExited: false })
         {
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit();
         }
+    }
 
+    public ValueTask DisposeAsync()
+    {
+        Kill();
         _process?.Dispose();
+        _process = null;
         try
         {
             Directory.Delete(_root, recursive: true);

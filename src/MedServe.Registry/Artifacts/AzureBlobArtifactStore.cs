@@ -30,7 +30,13 @@ public sealed class AzureBlobArtifactStore : IArtifactObjectStore
     {
         try
         {
-            return new AzureBlobArtifactStore(new BlobContainerClient(options.ConnectionString, options.Container));
+            // Retries bounded to seconds (the storage defaults wait about 25 s in all), so a replica that cannot
+            // reach the store says so promptly at start, and a reconcile waiting on a download is not held long.
+            var client = new BlobClientOptions
+            {
+                Retry = { Mode = Azure.Core.RetryMode.Exponential, MaxRetries = 4, Delay = TimeSpan.FromMilliseconds(500), MaxDelay = TimeSpan.FromSeconds(4) },
+            };
+            return new AzureBlobArtifactStore(new BlobContainerClient(options.ConnectionString, options.Container, client));
         }
         catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
         {
