@@ -59,7 +59,9 @@ public sealed class ModelRegistry(IRegistryStore store, ArtifactStore artifacts,
             throw new RegistryException(RegistryError.Invalid, $"the artifact is not a model MedServe can serve: {e.Message}");
         }
 
-        staged.Commit();
+        // Into the store (and the object store) before the version is recorded: once another replica can
+        // read the version, its blob is there to fetch. A failed upload records nothing.
+        await staged.CommitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // The check and the insert meet in the store's transaction: if another servable version

@@ -36,6 +36,12 @@ public sealed class StoreOptions
     /// </summary>
     public string? ArtifactsPath { get; set; }
 
+    /// <summary>
+    /// An Azure Blob container that holds every replica's artifacts; the artifacts folder is then
+    /// each replica's own cache of it and needs no shared volume. Off when both settings are empty.
+    /// </summary>
+    public ArtifactsBlobOptions ArtifactsBlob { get; set; } = new();
+
     /// <summary>How often a replica reads the change counters when a notification may have been missed (PostgreSQL).</summary>
     public TimeSpan ChangePollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -51,5 +57,59 @@ public sealed class StoreOptions
             ? "Store:Provider is postgres but Store:ConnectionString is empty: set it (Host=...;Database=...;Username=...;Password=...)"
             : ChangePollInterval <= TimeSpan.Zero || LeaderRetryInterval <= TimeSpan.Zero
                 ? "Store:ChangePollInterval and Store:LeaderRetryInterval must be positive"
-                : null;
+                : ArtifactsBlob.Problem();
+}
+
+/// <summary><c>Store:ArtifactsBlob:ConnectionString</c> (an Azure Storage connection string) and <c>Store:ArtifactsBlob:Container</c>.</summary>
+public sealed partial class ArtifactsBlobOptions
+{
+    public string? ConnectionString { get; set; }
+
+    public string? Container { get; set; }
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(ConnectionString) || !string.IsNullOrWhiteSpace(Container);
+
+    /// <summary>A refusal naming the setting and never the connection string's value; null when usable or off.</summary>
+    public string? Problem()
+    {
+        if (!Enabled)
+        {
+            return null;
+        }
+
+        if (string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            return "Store:ArtifactsBlob:Container is set but Store:ArtifactsBlob:ConnectionString is empty: set it (DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...)";
+        }
+
+        if (string.IsNullOrWhiteSpace(Container))
+        {
+            return "Store:ArtifactsBlob:ConnectionString is set but Store:ArtifactsBlob:Container is empty: name the blob container";
+        }
+
+        if (!ContainerName().IsMatch(Container))
+        {
+            return $"Store:ArtifactsBlob:Container '{Container}' is not a blob container name: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit";
+        }
+
+        // Only the keys are looked at, so nothing of a value can reach the message.
+        var keys = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var part in ConnectionString.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = part.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                return "Store:ArtifactsBlob:ConnectionString cannot be read: it must be key=value pairs separated by ';' (its value is not shown)";
+            }
+
+            keys.Add(part[..equals].Trim());
+        }
+
+        return keys.Contains("AccountName") || keys.Contains("BlobEndpoint") || keys.Contains("UseDevelopmentStorage")
+            ? null
+            : "Store:ArtifactsBlob:ConnectionString names no account: it needs AccountName (with AccountKey or SharedAccessSignature) or BlobEndpoint (its value is not shown)";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
+    private static partial System.Text.RegularExpressions.Regex ContainerName();
 }

@@ -555,13 +555,21 @@ public static class MlflowApi
                 RegistryError.AlreadyExists => (StatusCodes.Status400BadRequest, "RESOURCE_ALREADY_EXISTS"),
                 _ => (StatusCodes.Status400BadRequest, "INVALID_PARAMETER_VALUE"),
             };
-            await ApiResponses.WriteJsonAsync(context.Response, status, w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("error_code", code);
-                w.WriteString("message", e.Message);
-                w.WriteEndObject();
-            });
+            await Error(context, status, code, e.Message);
+        }
+        catch (MedServe.Registry.Artifacts.ArtifactObjectStoreException e)
+        {
+            // The artifact object store is down or refuses: nothing was recorded; MLflow clients retry this code.
+            await Error(context, StatusCodes.Status503ServiceUnavailable, "TEMPORARILY_UNAVAILABLE", e.Message);
         }
     }
+
+    private static Task Error(HttpContext context, int status, string code, string message) =>
+        ApiResponses.WriteJsonAsync(context.Response, status, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("error_code", code);
+            w.WriteString("message", message);
+            w.WriteEndObject();
+        });
 }

@@ -404,6 +404,11 @@ public static class RegistryApi
         {
             await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status500InternalServerError, e.Message);
         }
+        catch (MedServe.Registry.Artifacts.ArtifactObjectStoreException e)
+        {
+            // The object store is down or refuses: nothing was recorded, and the same request may succeed later.
+            await ApiResponses.WriteErrorAsync(context.Response, StatusCodes.Status503ServiceUnavailable, e.Message);
+        }
     }
 
     private static Task<JsonDocument> ReadJsonAsync(HttpContext context) => JsonBody.ReadObjectAsync(context, Invalid);

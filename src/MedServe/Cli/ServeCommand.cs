@@ -54,7 +54,16 @@ internal static class ServeCommand
 
             await using (app)
             {
-                await app.RunAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await app.RunAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (MedServe.Registry.Artifacts.ArtifactObjectStoreException e)
+                {
+                    // The artifact container could not be opened at start: its address and the reason, never the key.
+                    Console.Error.WriteLine($"medserve: {e.Message}");
+                    return 2;
+                }
             }
 
             return 0;

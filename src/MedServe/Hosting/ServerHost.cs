@@ -225,7 +225,26 @@ public static class ServerHost
         // The registry, and content-addressed artifacts in the data dir.
         services.TryAddSingleton<IRegistryStore>(sp =>
             RegistryStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("registry.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
-        services.TryAddSingleton(_ => new ArtifactStore(server.Store.ArtifactsPath is { Length: > 0 } shared ? Path.GetFullPath(shared) : Path.Combine(server.ResolvedDataDir, "artifacts")));
+        // With Store:ArtifactsBlob the folder is this replica's cache of the blob container (created at start when missing).
+        AzureBlobArtifactStore? blobs = null;
+        if (server.Store.ArtifactsBlob.Enabled)
+        {
+            try
+            {
+                blobs = AzureBlobArtifactStore.Create(server.Store.ArtifactsBlob);
+            }
+            catch (ArtifactObjectStoreException e)
+            {
+                throw new OptionsValidationException(ServerOptions.Section, typeof(ArtifactsBlobOptions), [e.Message]);
+            }
+        }
+
+        services.TryAddSingleton(sp =>
+        {
+            blobs?.EnsureContainerAsync().GetAwaiter().GetResult();
+            var root = server.Store.ArtifactsPath is { Length: > 0 } shared ? Path.GetFullPath(shared) : Path.Combine(server.ResolvedDataDir, "artifacts");
+            return new ArtifactStore(root, blobs, sp.GetRequiredService<ILogger<ArtifactStore>>());
+        });
         services.Configure<MedServe.Alerts.AlertOptions>(section.GetSection("Alerts"));
         services.TryAddSingleton<MedServe.Alerts.IAlertStore>(sp =>
             MedServe.Alerts.AlertStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("alerts.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());
