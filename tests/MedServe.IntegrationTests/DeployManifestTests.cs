@@ -48,6 +48,14 @@ public sealed class DeployManifestTests
             KubernetesManifestChecks.AssertIsSetting(name);
         }
 
+        // The replicas share the compose file's PostgreSQL and Redis, named as the server reads them.
+        Assert.Contains("postgres", services.Keys.Cast<string>());
+        Assert.Contains("redis", services.Keys.Cast<string>());
+        static string Substituted(object value) => System.Text.RegularExpressions.Regex.Replace((string)value, @"\$\{[A-Z_]+:\?[^}]*\}", "secret");
+        Assert.Null(new MedServe.Storage.RedisOptions { ConnectionString = Substituted(environment["MEDSERVE_REDIS__CONNECTIONSTRING"]) }.Problem());
+        Assert.StartsWith("redis:6379,", Substituted(environment["MEDSERVE_REDIS__CONNECTIONSTRING"]), StringComparison.Ordinal);
+        Assert.Contains("Host=postgres;", Substituted(environment["MEDSERVE_STORE__CONNECTIONSTRING"]), StringComparison.Ordinal);
+
         // The samples command the image runs exists.
         Assert.Equal(0, await new System.CommandLine.RootCommand { MedServe.Cli.SamplesCommand.Create() }.Parse(["samples", "--help"]).InvokeAsync());
     }
