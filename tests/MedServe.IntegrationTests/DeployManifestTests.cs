@@ -25,6 +25,14 @@ public sealed class DeployManifestTests
         Assert.Single(objects.OfType<V1PodDisruptionBudget>());
         Assert.Single(objects.OfType<KubernetesManifestChecks.ServiceMonitor>());
         Assert.Contains(objects.OfType<V1Secret>(), s => s.StringData.ContainsKey("master.keys"));
+
+        // The shared Redis comes from the Secret, in a form the server accepts, and the NetworkPolicy lets the pods reach it.
+        var keys = objects.OfType<V1Secret>().Single(s => s.Metadata.Name == "medserve-keys");
+        var redis = KubernetesManifestChecks.Server(objects).Spec.Template.Spec.Containers.Single().Env.Single(e => e.Name == "MEDSERVE_REDIS__CONNECTIONSTRING");
+        Assert.Null(redis.Value);
+        Assert.Equal(("medserve-keys", "redis"), (redis.ValueFrom.SecretKeyRef.Name, redis.ValueFrom.SecretKeyRef.Key));
+        Assert.Null(new MedServe.Storage.RedisOptions { ConnectionString = keys.StringData["redis"] }.Problem());
+        Assert.Contains(objects.OfType<V1NetworkPolicy>().Single().Spec.Egress, rule => rule.Ports.Any(p => p.Port.Value == "6379"));
     }
 
     [Fact]

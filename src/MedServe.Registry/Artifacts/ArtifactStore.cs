@@ -85,6 +85,51 @@ public sealed partial class ArtifactStore(string root, IArtifactObjectStore? obj
     }
 
     /// <summary>
+    /// Uploads what only this replica's cache holds (versions registered before the object store
+    /// was configured), so every replica can fetch them. Only files that still hash to their name
+    /// go up: a corrupt cache file must never become the shared copy.
+    /// </summary>
+    /// <returns>How many artifacts were uploaded, and how many corrupt ones were left out.</returns>
+    public async Task<(int Uploaded, int Corrupt)> UploadMissingAsync(CancellationToken cancellationToken = default)
+    {
+        var folder = Path.Combine(Root, "sha256");
+        if (ObjectStore is not { } objects || !Directory.Exists(folder))
+        {
+            return (0, 0);
+        }
+
+        var (uploaded, corrupt) = (0, 0);
+        foreach (var path in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
+        {
+            var digest = Path.GetFileName(path);
+            if (digest.Length != 64 || !digest.All(char.IsAsciiHexDigitLower) || await objects.ExistsAsync(digest, cancellationToken).ConfigureAwait(false))
+            {
+                continue;
+            }
+
+            string actual;
+            await using (var file = File.OpenRead(path))
+            {
+                actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+            }
+
+            if (actual != digest)
+            {
+                corrupt++;
+                LogCorruptNotUploaded(_logger, digest, actual);
+                continue;
+            }
+
+            var clock = Stopwatch.StartNew();
+            await objects.UploadAsync(digest, path, cancellationToken).ConfigureAwait(false);
+            LogUploaded(_logger, digest, new FileInfo(path).Length, clock.Elapsed.TotalMilliseconds, objects.Name);
+            uploaded++;
+        }
+
+        return (uploaded, corrupt);
+    }
+
+    /// <summary>
     /// The file's path after checking its bytes still hash to <paramref name="digest"/>. With an
     /// object store, a file missing here or corrupt here is fetched from it first.
     /// </summary>

@@ -245,6 +245,7 @@ public static class ServerHost
             var root = server.Store.ArtifactsPath is { Length: > 0 } shared ? Path.GetFullPath(shared) : Path.Combine(server.ResolvedDataDir, "artifacts");
             return new ArtifactStore(root, blobs, sp.GetRequiredService<ILogger<ArtifactStore>>());
         });
+        services.AddHostedService<ArtifactBackfillService>();
         services.Configure<MedServe.Alerts.AlertOptions>(section.GetSection("Alerts"));
         services.TryAddSingleton<MedServe.Alerts.IAlertStore>(sp =>
             MedServe.Alerts.AlertStore.OpenAsync(sp.GetRequiredService<StoreDatabases>().For("alerts.db"), sp.GetRequiredService<TimeProvider>()).GetAwaiter().GetResult());

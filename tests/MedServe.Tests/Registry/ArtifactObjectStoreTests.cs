@@ -62,6 +62,27 @@ public sealed class ArtifactObjectStoreTests(AzuriteFixture azurite, Xunit.Abstr
     }
 
     [AzuriteFact]
+    public async Task Files_only_a_cache_held_before_the_object_store_are_uploaded_once_and_a_corrupt_one_never()
+    {
+        var (blobs, container) = await ContainerAsync();
+
+        // Registered while the folder was the whole store: one good file, one since damaged.
+        var alone = new ArtifactStore(Path.Combine(_root, "a"));
+        var good = await alone.PutAsync(new MemoryStream(await File.ReadAllBytesAsync(Risk)));
+        var damaged = await alone.PutAsync(new MemoryStream("another model"u8.ToArray()));
+        await File.WriteAllTextAsync(alone.PathOf(damaged), "bit rot");
+
+        var a = new ArtifactStore(Path.Combine(_root, "a"), blobs);
+        Assert.Equal((1, 1), await a.UploadMissingAsync());
+        Assert.True(await container.GetBlobClient("sha256/" + good).ExistsAsync());
+        Assert.False(await container.GetBlobClient("sha256/" + damaged).ExistsAsync());
+        Assert.Equal((0, 1), await a.UploadMissingAsync()); // the good one is there already
+
+        var b = new ArtifactStore(Path.Combine(_root, "b"), blobs);
+        Assert.Equal(await File.ReadAllBytesAsync(Risk), await File.ReadAllBytesAsync(await b.OpenVerifiedAsync(good)));
+    }
+
+    [AzuriteFact]
     public async Task A_blob_whose_bytes_do_not_hash_to_its_name_is_refused_and_not_cached()
     {
         var (blobs, container) = await ContainerAsync();
