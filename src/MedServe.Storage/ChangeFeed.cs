@@ -18,6 +18,9 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
 {
     public const string Channel = "medserve_changes";
 
+    /// <summary>The Redis pub/sub channel, under <see cref="RedisOptions.KeyPrefix"/>: <c>medserve:changes</c> by default.</summary>
+    public const string RedisChannelName = "changes";
+
     internal static readonly Migration[] Migrations =
     [
         new("CREATE TABLE IF NOT EXISTS store_changes (topic TEXT PRIMARY KEY, version BIGINT NOT NULL);"),
@@ -136,7 +139,7 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
     {
         try
         {
-            await redis.Subscriber.PublishAsync(redis.Channel(Channel), $"{topic} {Replica}").ConfigureAwait(false);
+            await redis.Subscriber.PublishAsync(redis.Channel(RedisChannelName), $"{topic} {Replica}").ConfigureAwait(false);
             redis.Succeeded();
         }
         catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException or ObjectDisposedException)
@@ -163,7 +166,7 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
         {
             try
             {
-                await redis.Subscriber.SubscribeAsync(redis.Channel(Channel), (_, message) => OnNotified(message.ToString())).ConfigureAwait(false);
+                await redis.Subscriber.SubscribeAsync(redis.Channel(RedisChannelName), (_, message) => OnNotified(message.ToString())).ConfigureAwait(false);
                 return;
             }
             catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException)
@@ -269,7 +272,7 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
             await Task.WhenAll(_loops).ConfigureAwait(false);
             if (_redis is { } redis)
             {
-                await redis.Subscriber.UnsubscribeAsync(redis.Channel(Channel)).ConfigureAwait(false);
+                await redis.Subscriber.UnsubscribeAsync(redis.Channel(RedisChannelName)).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or RedisException or ObjectDisposedException)

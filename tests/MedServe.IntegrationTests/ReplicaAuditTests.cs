@@ -36,6 +36,13 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
         using var onA = ReplicationTests.Client(a, admin);
         using var onB = ReplicationTests.Client(b, admin);
 
+        // Both replicas' subscriptions in force, as Redis counts them.
+        await using (var watcher = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            await ReplicationTests.WithinAsync(TimeSpan.FromSeconds(10), async () =>
+                (long)((StackExchange.Redis.RedisResult[])(await watcher.GetDatabase().ExecuteAsync("PUBSUB", "NUMSUB", "medserve:changes"))!)[1] == 2);
+        }
+
         // A key revoked on A is refused by B within 2 s: the poll runs once a minute, so Redis carried it.
         using (var created = await onA.PostAsync("/v1/keys", ReplicationTests.Json("""{"name":"ward","scopes":["infer"]}""")))
         {

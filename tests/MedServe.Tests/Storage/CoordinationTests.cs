@@ -70,8 +70,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         await using var readerRedis = SharedRedis.Connect(options, NullLogger<SharedRedis>.Instance);
         readerFeed.Start(reader, TimeSpan.FromMinutes(1), ChangeNotifications.Redis, readerRedis);
         writerFeed.Start(writer, TimeSpan.FromMinutes(1), ChangeNotifications.Redis, writerRedis);
-        await WaitAsync(() => readerRedis.Subscriber.IsConnected(readerRedis.Channel(ChangeFeed.Channel)), TimeSpan.FromSeconds(5));
-        await Task.Delay(200); // SUBSCRIBE acknowledged
+        await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(5));
         var clock = Stopwatch.StartNew();
         await writer.WriteAsync(session =>
         {
@@ -95,6 +94,23 @@ public sealed class CoordinationTests : IAsyncDisposable
         });
         var counter = await reader.ScalarAsync("SELECT version FROM store_changes WHERE topic = 'registry';", CancellationToken.None);
         Assert.Equal(2L, Convert.ToInt64(counter, System.Globalization.CultureInfo.InvariantCulture));
+
+        // Redis back: both replicas reconnect, the subscription is restored, and changes flow through it again.
+        await server.RestartAsync();
+        await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(10));
+        var drained = 0;
+        while (heardByReader.Wait(0))
+        {
+            drained++;
+        }
+
+        Assert.Equal(0, drained); // the change made while Redis was down waits for the (minute-long) poll
+        await writer.WriteAsync(session =>
+        {
+            session.Changed("registry");
+            return Task.FromResult(0);
+        });
+        Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "after Redis came back, the change did not arrive through it within 2 s");
     }
 
     [PostgresFact]
@@ -210,6 +226,30 @@ public sealed class CoordinationTests : IAsyncDisposable
         _owned.Add(feed);
         _owned.Add(database);
         return (database, feed);
+    }
+
+    /// <summary>Until Redis itself counts <paramref name="count"/> subscribers of the change channel (PUBSUB NUMSUB): a SUBSCRIBE sent is not yet one in force.</summary>
+    private static async Task WaitForSubscribersAsync(SharedRedis redis, long count, TimeSpan limit)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                var answer = (StackExchange.Redis.RedisResult[])(await redis.Database.ExecuteAsync("PUBSUB", "NUMSUB", redis.Options.KeyPrefix + ChangeFeed.RedisChannelName))!;
+                if ((long)answer[1] == count)
+                {
+                    return;
+                }
+            }
+            catch (StackExchange.Redis.RedisConnectionException)
+            {
+                // Still reconnecting.
+            }
+
+            Assert.True(clock.Elapsed < limit, $"Redis did not count {count} subscribers within {limit}");
+            await Task.Delay(20);
+        }
     }
 
     private static async Task WaitAsync(Func<bool> condition, TimeSpan limit)
