@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -15,9 +14,7 @@ namespace MedServe.IntegrationTests;
 /// </summary>
 public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-blob-replicas-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ServerProcess> _servers = [];
-    private readonly string _masterKeys = "k1:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private readonly Replicas _replicas = new();
     private TestAzurite? _azurite;
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -28,18 +25,18 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
         _azurite = await TestAzurite.StartAsync();
         var container = TestAzurite.NewContainerName(); // made by the first replica to start
         var database = await TestPostgres.CreateDatabaseAsync();
-        var trained = Path.Combine(_work, "trained");
+        var trained = Path.Combine(_replicas.Work, "trained");
         MedServe.Samples.SampleModels.ProvisionBreastCancer(trained);
         var onnx = await File.ReadAllBytesAsync(Path.Combine(trained, "breast-cancer", "1", "model.onnx"));
         var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(onnx));
 
         var a = await StartAsync("a", database, container);
-        var admin = (await File.ReadAllTextAsync(Path.Combine(_work, "a", "admin.key"))).Trim();
+        var admin = _replicas.AdminKey("a");
         var b = await StartAsync("b", database, container);
-        using var onA = Client(a, admin);
-        using var onB = Client(b, admin);
+        using var onA = Replicas.Client(a, admin);
+        using var onB = Replicas.Client(b, admin);
 
-        using (var model = await onA.PostAsync("/v1/registry/models", Json("""{"name":"bc","description":"breast cancer, from the blob store"}""")))
+        using (var model = await onA.PostAsync("/v1/registry/models", Replicas.Json("""{"name":"bc","description":"breast cancer, from the blob store"}""")))
         {
             Assert.True(model.IsSuccessStatusCode, await model.Content.ReadAsStringAsync());
         }
@@ -48,12 +45,12 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
         Assert.True(File.Exists(CachePath("a", digest)));
         Assert.False(File.Exists(CachePath("b", digest)));
 
-        using (var alias = await onA.PutAsync("/v1/registry/models/bc/aliases/champion", Json("""{"version":1,"reason":"blob replication test"}""")))
+        using (var alias = await onA.PutAsync("/v1/registry/models/bc/aliases/champion", Replicas.Json("""{"version":1,"reason":"blob replication test"}""")))
         {
             Assert.True(alias.IsSuccessStatusCode, await alias.Content.ReadAsStringAsync());
         }
 
-        var served = await WithinAsync(TimeSpan.FromSeconds(30), async () => await InferAsync(onB) is not null);
+        var served = await Replicas.WithinAsync(TimeSpan.FromSeconds(30), async () => await InferAsync(onB) is not null);
         output.WriteLine($"B served the version registered on A after {served.TotalMilliseconds:F0} ms");
 
         var fromA = await WithinValueAsync(TimeSpan.FromSeconds(10), () => InferAsync(onA));
@@ -88,7 +85,7 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
             Assert.Equal(1, JsonDocument.Parse(await versions.Content.ReadAsStringAsync()).RootElement.GetProperty("versions").GetArrayLength());
         }
 
-        foreach (var server in _servers)
+        foreach (var server in _replicas.Started)
         {
             Assert.DoesNotContain(TestAzurite.AccountKey, server.Output);
         }
@@ -99,51 +96,33 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
     {
         const string key = "bm90LXRvLWJlLWVjaG9lZC1hbnl3aGVyZQ==";
         var closed = ServerProcess.FreePort();
-        Directory.CreateDirectory(Path.Combine(_work, "models"));
-        var (exitCode, text) = await ServerProcess.RunAsync(_work,
+        Directory.CreateDirectory(Path.Combine(_replicas.Work, "models"));
+        var (exitCode, text) = await ServerProcess.RunAsync(_replicas.Work,
             new Dictionary<string, string>
             {
                 ["MEDSERVE_PROVISION_SAMPLES"] = "false",
                 ["MEDSERVE_STORE__ARTIFACTSBLOB__CONNECTIONSTRING"] = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:{closed}/devstoreaccount1;",
                 ["MEDSERVE_STORE__ARTIFACTSBLOB__CONTAINER"] = "models",
             },
-            "serve", "--http-port", $"{ServerProcess.FreePort()}", "--grpc-port", $"{ServerProcess.FreePort()}", "--data-dir", Path.Combine(_work, "data"), "--model-repository", Path.Combine(_work, "models"));
+            "serve", "--http-port", $"{ServerProcess.FreePort()}", "--grpc-port", $"{ServerProcess.FreePort()}", "--data-dir", _replicas.DataDir("data"), "--model-repository", Path.Combine(_replicas.Work, "models"));
 
         Assert.Equal(2, exitCode);
         Assert.Contains($"medserve: cannot open the artifact container in the object store http://127.0.0.1:{closed}/devstoreaccount1/models: unreachable", text);
         Assert.DoesNotContain(key, text);
     }
 
-    private async Task<ServerProcess> StartAsync(string name, string database, string container)
+    private Task<ServerProcess> StartAsync(string name, string database, string container)
     {
-        var repository = Path.Combine(_work, "models-" + name);
+        var repository = Path.Combine(_replicas.Work, "models-" + name);
         Directory.CreateDirectory(repository);
-        var (http, grpc) = (ServerProcess.FreePort(), ServerProcess.FreePort());
-        var server = ServerProcess.Start(_work, http, ["serve", "--http-port", $"{http}", "--grpc-port", $"{grpc}", "--data-dir", Path.Combine(_work, name), "--model-repository", repository],
-            new Dictionary<string, string>
-            {
-                ["MEDSERVE_PROVISION_SAMPLES"] = "false",
-                ["MEDSERVE_STORE__PROVIDER"] = "postgres",
-                ["MEDSERVE_STORE__CONNECTIONSTRING"] = database,
-                ["MEDSERVE_STORE__ARTIFACTSBLOB__CONNECTIONSTRING"] = _azurite!.ConnectionString,
-                ["MEDSERVE_STORE__ARTIFACTSBLOB__CONTAINER"] = container,
-                ["MEDSERVE_ENCRYPTION__MASTERKEYS"] = _masterKeys,
-            });
-        _servers.Add(server);
-        await server.WaitReadyAsync();
-        return server;
+        return _replicas.StartAsync(name, repository, database, new Dictionary<string, string>
+        {
+            ["MEDSERVE_STORE__ARTIFACTSBLOB__CONNECTIONSTRING"] = _azurite!.ConnectionString,
+            ["MEDSERVE_STORE__ARTIFACTSBLOB__CONTAINER"] = container,
+        });
     }
 
-    private string CachePath(string replica, string digest) => Path.Combine(_work, replica, "artifacts", "sha256", digest[..2], digest);
-
-    private static HttpClient Client(ServerProcess server, string key)
-    {
-        var client = new HttpClient { BaseAddress = server.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        return client;
-    }
-
-    private static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+    private string CachePath(string replica, string digest) => Path.Combine(_replicas.DataDir(replica), "artifacts", "sha256", digest[..2], digest);
 
     private static async Task RegisterAsync(HttpClient client, string model, byte[] onnx)
     {
@@ -166,7 +145,7 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
     private static async Task<string?> InferAsync(HttpClient client)
     {
         var row = string.Join(",", Enumerable.Range(0, 30).Select(i => (i * 0.37 + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        using var response = await client.PostAsync("/v2/models/bc/infer", Json($$"""{"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","data":[{{row}}]}]}"""));
+        using var response = await client.PostAsync("/v2/models/bc/infer", Replicas.Json($$"""{"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","data":[{{row}}]}]}"""));
         if (!response.IsSuccessStatusCode)
         {
             return null;
@@ -176,22 +155,10 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
         return root.GetProperty("model_version").GetString() + " " + root.GetProperty("outputs")[0].GetProperty("data").GetRawText();
     }
 
-    private static async Task<TimeSpan> WithinAsync(TimeSpan limit, Func<Task<bool>> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < limit, $"not within {limit.TotalSeconds} s");
-            await Task.Delay(50);
-        }
-
-        return clock.Elapsed;
-    }
-
     private static async Task<string> WithinValueAsync(TimeSpan limit, Func<Task<string?>> value)
     {
         string? result = null;
-        await WithinAsync(limit, async () => (result = await value()) is not null);
+        await Replicas.WithinAsync(limit, async () => (result = await value()) is not null);
         return result!;
     }
 
@@ -200,22 +167,10 @@ public sealed partial class BlobArtifactReplicationTests(Xunit.Abstractions.ITes
 
     public async Task DisposeAsync()
     {
-        foreach (var server in _servers)
-        {
-            server.Dispose();
-        }
-
+        _replicas.Dispose();
         if (_azurite is not null)
         {
             await _azurite.DisposeAsync();
-        }
-
-        try
-        {
-            Directory.Delete(_work, recursive: true);
-        }
-        catch (IOException)
-        {
         }
     }
 }

@@ -19,43 +19,41 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
 {
     private const string RiskBody = """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}""";
 
-    private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-replica-audit-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ServerProcess> _servers = [];
-    private readonly string _masterKeys = "k1:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private readonly Replicas _replicas = new();
 
     [RedisFact(WithPostgres = true)]
     public async Task Redis_carries_a_revocation_and_an_auditor_checks_every_replicas_chain_against_its_published_head()
     {
         var database = await TestPostgres.CreateDatabaseAsync();
         using var redis = await TestRedis.StartAsync();
-        var repository = Path.Combine(_work, "models");
+        var repository = Path.Combine(_replicas.Work, "models");
         MedServe.Samples.SampleModels.ProvisionRisk(repository);
         var a = await StartAsync("a", repository, database, redis.ConnectionString);
-        var admin = (await File.ReadAllTextAsync(Path.Combine(_work, "a", "admin.key"))).Trim();
+        var admin = _replicas.AdminKey("a");
         var b = await StartAsync("b", repository, database, redis.ConnectionString);
-        using var onA = ReplicationTests.Client(a, admin);
-        using var onB = ReplicationTests.Client(b, admin);
+        using var onA = Replicas.Client(a, admin);
+        using var onB = Replicas.Client(b, admin);
 
         // Both replicas' subscriptions in force, as Redis counts them.
         await using (var watcher = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
         {
-            await ReplicationTests.WithinAsync(TimeSpan.FromSeconds(10), async () =>
+            await Replicas.WithinAsync(TimeSpan.FromSeconds(10), async () =>
                 (long)((StackExchange.Redis.RedisResult[])(await watcher.GetDatabase().ExecuteAsync("PUBSUB", "NUMSUB", "medserve:changes"))!)[1] == 2);
         }
 
         // A key revoked on A is refused by B within 2 s: the poll runs once a minute, so Redis carried it.
-        using (var created = await onA.PostAsync("/v1/keys", ReplicationTests.Json("""{"name":"ward","scopes":["infer"]}""")))
+        using (var created = await onA.PostAsync("/v1/keys", Replicas.Json("""{"name":"ward","scopes":["infer"]}""")))
         {
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
             var ward = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
-            using var wardOnB = ReplicationTests.Client(b, ward);
+            using var wardOnB = Replicas.Client(b, ward);
             Assert.Equal(HttpStatusCode.OK, (await wardOnB.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode);
             using (var revoked = await onA.DeleteAsync("/v1/keys/ward"))
             {
                 Assert.True(revoked.IsSuccessStatusCode, await revoked.Content.ReadAsStringAsync());
             }
 
-            var refused = await ReplicationTests.WithinAsync(TimeSpan.FromSeconds(2),
+            var refused = await Replicas.WithinAsync(TimeSpan.FromSeconds(2),
                 async () => (await wardOnB.PostAsync("/v2/models/risk/infer", new StringContent(RiskBody))).StatusCode == HttpStatusCode.Unauthorized);
             output.WriteLine($"a key revoked on A was refused by B after {refused.TotalMilliseconds:F0} ms (through Redis)");
         }
@@ -72,12 +70,11 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
         await StopAsync(a);
         await StopAsync(b);
         var heads = await SharedJournalHeads.ReadAllAsync(database);
-        var names = new[] { "a", "b" }.Select(n => File.ReadAllText(Path.Combine(_work, n, "replica.id")).Trim()).ToArray();
+        var names = new[] { "a", "b" }.Select(n => File.ReadAllText(Path.Combine(_replicas.DataDir(n), "replica.id")).Trim()).ToArray();
         Assert.Equal(names.Order(StringComparer.Ordinal), heads.Select(h => h.Replica));
-        var keyA = Path.Combine(_work, "a", "secrets", "audit-signing.pub.pem");
-        var keyB = Path.Combine(_work, "b", "secrets", "audit-signing.pub.pem");
-        var dirA = Path.Combine(_work, "a");
-        var dirB = Path.Combine(_work, "b");
+        var (dirA, dirB) = (_replicas.DataDir("a"), _replicas.DataDir("b"));
+        var keyA = Path.Combine(dirA, "secrets", "audit-signing.pub.pem");
+        var keyB = Path.Combine(dirB, "secrets", "audit-signing.pub.pem");
 
         var (exit, text) = await VerifyAsync(database, dirA, dirB, "--public-key", keyA, "--public-key", keyB);
         Assert.True(exit == 0, text);
@@ -102,7 +99,7 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
 
         File.Delete(Path.Combine(dirB, "journal.anchor"));
-        var (alone, aloneText) = await ServerProcess.RunAsync(_work, "audit", "verify", "--data-dir", dirB, "--public-key", keyB);
+        var (alone, aloneText) = await ServerProcess.RunAsync(_replicas.Work, "audit", "verify", "--data-dir", dirB, "--public-key", keyB);
         Assert.True(alone == 0, aloneText);
         (exit, text) = await VerifyAsync(database, dirA, dirB, "--public-key", keyA, "--public-key", keyB);
         Assert.Equal(1, exit);
@@ -113,28 +110,17 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     private Task<(int ExitCode, string Output)> VerifyAsync(string database, params string[] arguments) =>
-        ServerProcess.RunAsync(_work, new Dictionary<string, string> { ["MEDSERVE_STORE__CONNECTIONSTRING"] = database }, ["audit", "verify-replicas", .. arguments]);
+        ServerProcess.RunAsync(_replicas.Work, new Dictionary<string, string> { ["MEDSERVE_STORE__CONNECTIONSTRING"] = database }, ["audit", "verify-replicas", .. arguments]);
 
-    private async Task<ServerProcess> StartAsync(string name, string repository, string database, string redis)
-    {
-        var (http, grpc) = (ServerProcess.FreePort(), ServerProcess.FreePort());
-        var server = ServerProcess.Start(_work, http, ["serve", "--http-port", $"{http}", "--grpc-port", $"{grpc}", "--data-dir", Path.Combine(_work, name), "--model-repository", repository],
-            new Dictionary<string, string>
-            {
-                ["MEDSERVE_PROVISION_SAMPLES"] = "false",
-                ["MEDSERVE_STORE__PROVIDER"] = "postgres",
-                ["MEDSERVE_STORE__CONNECTIONSTRING"] = database,
-                ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_work, "artifacts"),
-                ["MEDSERVE_STORE__NOTIFICATIONS"] = "redis",
-                ["MEDSERVE_STORE__CHANGEPOLLINTERVAL"] = "00:01:00",
-                ["MEDSERVE_REDIS__CONNECTIONSTRING"] = redis,
-                ["MEDSERVE_JOURNAL__HEADPUBLISHINTERVAL"] = "00:00:00.200",
-                ["MEDSERVE_ENCRYPTION__MASTERKEYS"] = _masterKeys,
-            });
-        _servers.Add(server);
-        await server.WaitReadyAsync();
-        return server;
-    }
+    private Task<ServerProcess> StartAsync(string name, string repository, string database, string redis) =>
+        _replicas.StartAsync(name, repository, database, new Dictionary<string, string>
+        {
+            ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_replicas.Work, "artifacts"),
+            ["MEDSERVE_STORE__NOTIFICATIONS"] = "redis",
+            ["MEDSERVE_STORE__CHANGEPOLLINTERVAL"] = "00:01:00",
+            ["MEDSERVE_REDIS__CONNECTIONSTRING"] = redis,
+            ["MEDSERVE_JOURNAL__HEADPUBLISHINTERVAL"] = "00:00:00.200",
+        });
 
     private static async Task StopAsync(ServerProcess server)
     {
@@ -147,19 +133,5 @@ public sealed class ReplicaAuditTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(server.Process.ExitCode == 0, server.Output);
     }
 
-    public void Dispose()
-    {
-        foreach (var server in _servers)
-        {
-            server.Dispose();
-        }
-
-        try
-        {
-            Directory.Delete(_work, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _replicas.Dispose();
 }

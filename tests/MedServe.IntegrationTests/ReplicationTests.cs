@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -16,43 +15,39 @@ namespace MedServe.IntegrationTests;
 public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private static readonly string RiskFile = Path.Combine(AppContext.BaseDirectory, "samples", "risk.onnx");
-    private readonly string _work = Path.Combine(Path.GetTempPath(), "medserve-replicas-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ServerProcess> _servers = [];
-
-    // Replicas share the master key ring (a Kubernetes Secret in deploy/): each decrypts what another logged.
-    private readonly string _masterKeys = "k1:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private readonly Replicas _replicas = new();
 
     [PostgresFact]
     public async Task Replicas_share_keys_aliases_experiments_and_one_leader_that_a_survivor_replaces()
     {
         var database = await TestPostgres.CreateDatabaseAsync();
-        var repository = Path.Combine(_work, "models");
+        var repository = Path.Combine(_replicas.Work, "models");
         MedServe.Samples.SampleModels.ProvisionRisk(repository);
         var a = await StartAsync("a", repository, database);
-        var admin = (await File.ReadAllTextAsync(Path.Combine(_work, "a", "admin.key"))).Trim();
+        var admin = _replicas.AdminKey("a");
         var b = await StartAsync("b", repository, database);
-        Assert.False(File.Exists(Path.Combine(_work, "b", "admin.key")));
-        using var onA = Client(a, admin);
-        using var onB = Client(b, admin);
+        Assert.False(File.Exists(Path.Combine(_replicas.DataDir("b"), "admin.key")));
+        using var onA = Replicas.Client(a, admin);
+        using var onB = Replicas.Client(b, admin);
 
         // Keys: made on A, good on B (and remembered there), revoked on A, refused by B within 2 s.
-        using (var created = await onA.PostAsync("/v1/keys", Json("""{"name":"ward","scopes":["infer","models:read"]}""")))
+        using (var created = await onA.PostAsync("/v1/keys", Replicas.Json("""{"name":"ward","scopes":["infer","models:read"]}""")))
         {
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
             var ward = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
-            using var wardOnB = Client(b, ward);
+            using var wardOnB = Replicas.Client(b, ward);
             Assert.Equal(HttpStatusCode.OK, (await wardOnB.GetAsync("/v2/models/risk")).StatusCode);
             using (var revoked = await onA.DeleteAsync("/v1/keys/ward"))
             {
                 Assert.True(revoked.IsSuccessStatusCode, await revoked.Content.ReadAsStringAsync());
             }
 
-            var refused = await WithinAsync(TimeSpan.FromSeconds(2), async () => (await wardOnB.GetAsync("/v2/models/risk")).StatusCode == HttpStatusCode.Unauthorized);
+            var refused = await Replicas.WithinAsync(TimeSpan.FromSeconds(2), async () => (await wardOnB.GetAsync("/v2/models/risk")).StatusCode == HttpStatusCode.Unauthorized);
             output.WriteLine($"a key revoked on A was refused by B after {refused.TotalMilliseconds:F0} ms");
         }
 
         // Aliases: two versions registered on A; the serving alias moved on A; B serves it within 2 s.
-        using (var model = await onA.PostAsync("/v1/registry/models", Json("""{"name":"ward-risk","description":"replicated"}""")))
+        using (var model = await onA.PostAsync("/v1/registry/models", Replicas.Json("""{"name":"ward-risk","description":"replicated"}""")))
         {
             Assert.True(model.IsSuccessStatusCode, await model.Content.ReadAsStringAsync());
         }
@@ -60,19 +55,19 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         await RegisterAsync(onA, "ward-risk", "1.0.0");
         await RegisterAsync(onA, "ward-risk", "1.1.0");
         await PutAliasAsync(onA, "ward-risk", 1);
-        await WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "1");
+        await Replicas.WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "1");
         await PutAliasAsync(onA, "ward-risk", 2);
-        var moved = await WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "2");
+        var moved = await Replicas.WithinAsync(TimeSpan.FromSeconds(2), async () => await ServedVersionAsync(onB, "ward-risk") == "2");
         output.WriteLine($"an alias moved on A was served by B after {moved.TotalMilliseconds:F0} ms");
 
         // Experiments: made on A (version 1 kept loaded by a second alias), routing on B.
         await PutAliasAsync(onA, "ward-risk", 1, "baseline");
-        using (var experiment = await onA.PostAsync("/v1/experiments", Json("""{"name":"ward-ab","model":"ward-risk","unit":"request","arms":[{"name":"control","version":1,"weight":0.5},{"name":"candidate","version":2,"weight":0.5}]}""")))
+        using (var experiment = await onA.PostAsync("/v1/experiments", Replicas.Json("""{"name":"ward-ab","model":"ward-risk","unit":"request","arms":[{"name":"control","version":1,"weight":0.5},{"name":"candidate","version":2,"weight":0.5}]}""")))
         {
             Assert.True(experiment.IsSuccessStatusCode, await experiment.Content.ReadAsStringAsync());
         }
 
-        var routed = await WithinAsync(TimeSpan.FromSeconds(2), async () =>
+        var routed = await Replicas.WithinAsync(TimeSpan.FromSeconds(2), async () =>
         {
             var versions = new HashSet<string?>();
             for (var i = 0; i < 40; i++)
@@ -85,39 +80,28 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         output.WriteLine($"an experiment made on A routed on B after {routed.TotalMilliseconds:F0} ms");
 
         // B's journal is projected into the shared database: A lists the predictions B answered.
-        await WithinAsync(TimeSpan.FromSeconds(10), async () =>
+        await Replicas.WithinAsync(TimeSpan.FromSeconds(10), async () =>
         {
             using var listed = await onA.GetAsync("/v1/predictions/ward-risk?limit=1000");
             return listed.IsSuccessStatusCode && JsonDocument.Parse(await listed.Content.ReadAsStringAsync()).RootElement.GetProperty("predictions").GetArrayLength() >= 40;
         });
 
         // One leader for each loop; SIGKILL it and the survivor leads within 10 s.
-        await WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(onA, "rollout") + await LeadsAsync(onB, "rollout") == 1);
+        await Replicas.WithinAsync(TimeSpan.FromSeconds(10), async () => await LeadsAsync(onA, "rollout") + await LeadsAsync(onB, "rollout") == 1);
         var (leader, survivor) = await LeadsAsync(onA, "rollout") == 1 ? (a, onB) : (b, onA);
         Assert.Equal(1, await LeadsAsync(leader == a ? onA : onB, "alerts") + await LeadsAsync(survivor, "alerts"));
         Assert.Equal(1, await LeadsAsync(leader == a ? onA : onB, "retention") + await LeadsAsync(survivor, "retention"));
         await leader.KillAsync();
-        var takeover = await WithinAsync(TimeSpan.FromSeconds(10), async () =>
+        var takeover = await Replicas.WithinAsync(TimeSpan.FromSeconds(10), async () =>
             await LeadsAsync(survivor, "rollout") == 1 && await LeadsAsync(survivor, "alerts") == 1 && await LeadsAsync(survivor, "retention") == 1);
         output.WriteLine($"the leader was SIGKILLed; the survivor led all three loops after {takeover.TotalMilliseconds:F0} ms");
     }
 
-    private async Task<ServerProcess> StartAsync(string name, string repository, string database)
+    private Task<ServerProcess> StartAsync(string name, string repository, string database)
     {
         CopyDirectory(repository, repository + "-" + name);
-        var (http, grpc) = (ServerProcess.FreePort(), ServerProcess.FreePort());
-        var server = ServerProcess.Start(_work, http, ["serve", "--http-port", $"{http}", "--grpc-port", $"{grpc}", "--data-dir", Path.Combine(_work, name), "--model-repository", repository + "-" + name],
-            new Dictionary<string, string>
-            {
-                ["MEDSERVE_PROVISION_SAMPLES"] = "false",
-                ["MEDSERVE_STORE__PROVIDER"] = "postgres",
-                ["MEDSERVE_STORE__CONNECTIONSTRING"] = database,
-                ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_work, "artifacts"),
-                ["MEDSERVE_ENCRYPTION__MASTERKEYS"] = _masterKeys,
-            });
-        _servers.Add(server);
-        await server.WaitReadyAsync();
-        return server;
+        return _replicas.StartAsync(name, repository + "-" + name, database,
+            new Dictionary<string, string> { ["MEDSERVE_STORE__ARTIFACTSPATH"] = Path.Combine(_replicas.Work, "artifacts") });
     }
 
     private static void CopyDirectory(string from, string to)
@@ -135,15 +119,6 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         }
     }
 
-    internal static HttpClient Client(ServerProcess server, string key)
-    {
-        var client = new HttpClient { BaseAddress = server.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        return client;
-    }
-
-    internal static StringContent Json(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
-
     private static async Task RegisterAsync(HttpClient client, string model, string version)
     {
         using var form = new MultipartFormDataContent();
@@ -157,14 +132,14 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
 
     private static async Task PutAliasAsync(HttpClient client, string model, long version, string alias = "champion")
     {
-        using var response = await client.PutAsync($"/v1/registry/models/{model}/aliases/{alias}", Json($$"""{"version":{{version}},"reason":"replication test"}"""));
+        using var response = await client.PutAsync($"/v1/registry/models/{model}/aliases/{alias}", Replicas.Json($$"""{"version":{{version}},"reason":"replication test"}"""));
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
     }
 
     private static async Task<string?> ServedVersionAsync(HttpClient client, string model)
     {
         var ones = string.Join(",", Enumerable.Repeat("1", 30));
-        using var response = await client.PostAsync($"/v2/models/{model}/infer", Json($$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{ones}}]}]}"""));
+        using var response = await client.PostAsync($"/v2/models/{model}/infer", Replicas.Json($$"""{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[{{ones}}]}]}"""));
         return response.IsSuccessStatusCode
             ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("model_version").GetString()
             : null;
@@ -184,32 +159,5 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         }
     }
 
-    /// <summary>Polls <paramref name="condition"/> until it holds, failing after <paramref name="limit"/>; returns how long it took.</summary>
-    internal static async Task<TimeSpan> WithinAsync(TimeSpan limit, Func<Task<bool>> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < limit, $"not within {limit.TotalSeconds} s");
-            await Task.Delay(50);
-        }
-
-        return clock.Elapsed;
-    }
-
-    public void Dispose()
-    {
-        foreach (var server in _servers)
-        {
-            server.Dispose();
-        }
-
-        try
-        {
-            Directory.Delete(_work, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _replicas.Dispose();
 }
