@@ -15,6 +15,46 @@ public sealed class SecurityCliTests
     private const string RiskBody = """{"inputs":[{"name":"input","shape":[1,30],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}""";
 
     [Fact]
+    public async Task An_admin_key_made_offline_is_installed_from_auth_admin_key_file_and_a_malformed_one_stops_the_start()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "medserve-admin-key-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var (exit, generated) = await ServerProcess.RunAsync(folder, "keys", "generate");
+            Assert.Equal(0, exit);
+            var key = generated.Trim();
+            Assert.Matches("^ms_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$", key);
+            Assert.NotEqual(key, (await ServerProcess.RunAsync(folder, "keys", "generate")).Output.Trim());
+
+            var file = Path.Combine(folder, "admin-key");
+            await File.WriteAllTextAsync(file, key + "\n");
+            await using (var server = await RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Auth:AdminKeyFile"] = file }))
+            {
+                // The key from the file is the admin: it makes keys. None was written into the data dir.
+                Assert.Equal("", server.AdminKey);
+                Assert.False(File.Exists(Path.Combine(server.Root, "admin.key")));
+                using var admin = server.Client(key);
+                using var created = await admin.PostAsync("/v1/keys", new StringContent("""{"name":"ward","scopes":["infer"]}""", System.Text.Encoding.UTF8, "application/json"));
+                Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+                using var other = server.Client(MedServe.Compliance.Access.ApiKeyStore.Generate());
+                Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await other.GetAsync("/v1/keys")).StatusCode);
+            }
+
+            // Not a key: refused by setting name, its content never repeated.
+            await File.WriteAllTextAsync(file, "hunter2-not-a-key");
+            var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+                RunningServer.StartAsync(new Dictionary<string, string?> { ["MedServe:Auth:AdminKeyFile"] = file }));
+            Assert.Contains("Auth:AdminKeyFile holds not a MedServe API key", error.Message);
+            Assert.DoesNotContain("hunter2", error.Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Keys_are_created_listed_and_revoked_from_the_command_line_and_audit_verify_and_export_read_the_files()
     {
         var copy = Path.Combine(Path.GetTempPath(), "medserve-audit-copy-" + Guid.NewGuid().ToString("N"));

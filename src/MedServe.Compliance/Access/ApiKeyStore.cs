@@ -79,6 +79,29 @@ public sealed class ApiKeyStore
     /// <summary>Creates a key; scopes are checked (<c>infer:&lt;model&gt;</c> limits inference to one model).</summary>
     public async Task<CreatedApiKey> CreateAsync(string name, IReadOnlyList<string> scopes, TimeSpan? lifetime = null, int? requestsPerSecond = null)
     {
+        Check(name, scopes, requestsPerSecond);
+        var (id, secret) = Split(Generate())!.Value;
+        return await InsertAsync(name, scopes, id, secret, lifetime, requestsPerSecond).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Stores a key made elsewhere (<see cref="Generate"/>, e.g. kept in a Kubernetes Secret) under
+    /// <paramref name="name"/>, so a deployment can know its admin key before any replica starts.
+    /// </summary>
+    /// <exception cref="ArgumentException">The text is not a key in MedServe's form (the message never repeats it).</exception>
+    public async Task<CreatedApiKey> ImportAsync(string name, IReadOnlyList<string> scopes, string key)
+    {
+        if (Split(key) is not { } parts)
+        {
+            throw new ArgumentException("not a MedServe API key: it must read ms_<16 lowercase hex digits>_<43 characters of A-Z a-z 0-9 - _> (medserve keys generate makes one)");
+        }
+
+        Check(name, scopes, null);
+        return await InsertAsync(name, scopes, parts.Id, parts.Secret, null, null).ConfigureAwait(false);
+    }
+
+    private static void Check(string name, IReadOnlyList<string> scopes, int? requestsPerSecond)
+    {
         foreach (var scope in scopes)
         {
             if (!Scopes.IsValid(scope))
@@ -101,9 +124,24 @@ public sealed class ApiKeyStore
         {
             throw new ArgumentException("a key's rate limit must be a positive number of requests per second");
         }
+    }
 
-        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    /// <summary>A fresh key: 64 random bits of id, 256 of secret.</summary>
+    public static string Generate() =>
+        $"ms_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}_{Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_')}";
+
+    /// <summary>The id and secret of a key in MedServe's form, or null.</summary>
+    private static (string Id, string Secret)? Split(string key)
+    {
+        var parts = key.Split('_', 3);
+        return parts.Length == 3 && parts[0] == "ms" && parts[1].Length == 16 && parts[1].All(char.IsAsciiHexDigitLower)
+            && parts[2].Length == 43 && parts[2].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            ? (parts[1], parts[2])
+            : null;
+    }
+
+    private async Task<CreatedApiKey> InsertAsync(string name, IReadOnlyList<string> scopes, string id, string secret, TimeSpan? lifetime, int? requestsPerSecond)
+    {
         var salt = RandomNumberGenerator.GetBytes(16);
         var now = _time.GetUtcNow();
         var expires = lifetime is { } l ? now + l : (DateTimeOffset?)null;

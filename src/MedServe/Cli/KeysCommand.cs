@@ -4,7 +4,7 @@ using MedServe.Security;
 
 namespace MedServe.Cli;
 
-/// <summary><c>medserve keys create/list/revoke/expire</c>: API keys through the running server's /v1/keys (admin scope).</summary>
+/// <summary><c>medserve keys create/list/revoke/expire</c>: API keys through the running server's /v1/keys (admin scope); <c>keys generate</c> offline.</summary>
 internal static class KeysCommand
 {
     private static readonly char[] ScopeSeparators = [',', ' ', '\t', '\r', '\n'];
@@ -18,6 +18,19 @@ internal static class KeysCommand
         command.Add(List(server));
         command.Add(Change(server, "revoke", "Revoke a key now", name => name));
         command.Add(Change(server, "expire", "Expire a key now (it stays listed)", name => name + "/expire"));
+        command.Add(Generate());
+        return command;
+    }
+
+    /// <summary>A fresh key printed here and stored nowhere: for Auth:AdminKeyFile (a Kubernetes Secret) before any replica starts.</summary>
+    private static Command Generate()
+    {
+        var command = new Command("generate", "Print a new key in MedServe's form without contacting a server (for Auth:AdminKeyFile)");
+        command.SetAction(_ =>
+        {
+            Console.WriteLine(MedServe.Compliance.Access.ApiKeyStore.Generate());
+            return 0;
+        });
         return command;
     }
 

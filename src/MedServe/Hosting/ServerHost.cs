@@ -151,7 +151,17 @@ public static class ServerHost
     private static void AnnounceAdminKey(WebApplication app, ServerOptions server)
     {
         var secrets = app.Services.GetRequiredService<ServerSecrets>();
-        var created = secrets.EnsureAdminKeyAsync(app.Services.GetRequiredService<ApiKeyStore>()).GetAwaiter().GetResult();
+        var adminKeyFile = server.Auth.AdminKeyFile is { Length: > 0 } file ? Path.GetFullPath(file) : null;
+        string? created;
+        try
+        {
+            created = secrets.EnsureAdminKeyAsync(app.Services.GetRequiredService<ApiKeyStore>(), adminKeyFile).GetAwaiter().GetResult();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new OptionsValidationException(ServerOptions.Section, typeof(AuthOptions), [e.Message]);
+        }
+
         if (!server.Auth.Enabled)
         {
             Console.WriteLine("MedServe: authentication is OFF (MedServe:Auth:Enabled=false); only loopback clients can reach this server.");
@@ -166,6 +176,10 @@ public static class ServerHost
         else if (File.Exists(secrets.AdminKeyPath))
         {
             Console.WriteLine($"MedServe: the admin API key is in {secrets.AdminKeyPath}");
+        }
+        else if (adminKeyFile is not null)
+        {
+            Console.WriteLine("MedServe: the admin API key is the one in Auth:AdminKeyFile (installed when the key store was empty)");
         }
         else
         {

@@ -5,6 +5,13 @@ public sealed class AuthOptions
 {
     public bool Enabled { get; set; } = true;
 
+    /// <summary>
+    /// A file holding the admin key to install when the key store is empty (a mounted Kubernetes
+    /// Secret, made with <c>medserve keys generate</c>), instead of a random one written to the
+    /// first replica's data dir. Ignored once any key exists.
+    /// </summary>
+    public string? AdminKeyFile { get; set; }
+
     public JwtOptions Jwt { get; set; } = new();
 }
 

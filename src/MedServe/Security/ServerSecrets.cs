@@ -26,9 +26,11 @@ public sealed class ServerSecrets(string dataDir)
 
     /// <summary>
     /// With no key in the store (an empty data dir), creates the admin key, writes it to admin.key and
-    /// returns it, once. Returns null when keys exist already.
+    /// returns it, once. Returns null when keys exist already, or when the key came from
+    /// <paramref name="adminKeyFile"/> (its owner has it; it is written nowhere else).
     /// </summary>
-    public async Task<string?> EnsureAdminKeyAsync(ApiKeyStore keys)
+    /// <exception cref="InvalidOperationException">The file cannot be read or holds no key (the message never repeats its content).</exception>
+    public async Task<string?> EnsureAdminKeyAsync(ApiKeyStore keys, string? adminKeyFile = null)
     {
         if ((await keys.ListAsync().ConfigureAwait(false)).Count > 0)
         {
@@ -38,6 +40,30 @@ public sealed class ServerSecrets(string dataDir)
         CreatedApiKey created;
         try
         {
+            if (adminKeyFile is not null)
+            {
+                string given;
+                try
+                {
+                    given = (await File.ReadAllTextAsync(adminKeyFile).ConfigureAwait(false)).Trim();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new InvalidOperationException($"Auth:AdminKeyFile cannot be read ({e.GetType().Name})");
+                }
+
+                try
+                {
+                    await keys.ImportAsync("admin", [Scopes.Admin], given).ConfigureAwait(false);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidOperationException($"Auth:AdminKeyFile holds {e.Message}");
+                }
+
+                return null;
+            }
+
             created = await keys.CreateAsync("admin", [Scopes.Admin]).ConfigureAwait(false);
         }
         catch (ApiKeyNameTakenException)

@@ -27,7 +27,9 @@ public sealed class RunningServer : IAsyncDisposable
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
         HttpAddress = new Uri(addresses[0]);
         GrpcAddress = new Uri(addresses[1]);
-        AdminKey = File.ReadAllText(Path.Combine(root, "admin.key")).Trim();
+        // Empty when the admin key came from Auth:AdminKeyFile (then it is written nowhere in the data dir).
+        var adminKey = Path.Combine(root, "admin.key");
+        AdminKey = File.Exists(adminKey) ? File.ReadAllText(adminKey).Trim() : "";
     }
 
     public string Root { get; }

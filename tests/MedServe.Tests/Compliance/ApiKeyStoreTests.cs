@@ -41,6 +41,29 @@ public sealed class ApiKeyStoreTests : IDisposable
     [Theory]
     [InlineData("sqlite")]
     [PostgresData]
+    public async Task An_imported_key_authenticates_as_given_and_only_its_hash_is_stored_and_a_malformed_one_is_refused_unrepeated(string provider)
+    {
+        var store = await Open(provider);
+        var key = ApiKeyStore.Generate();
+
+        var imported = await store.ImportAsync("admin", ["admin"], key);
+
+        Assert.Equal(key, imported.Key);
+        Assert.Equal("admin", (await store.AuthenticateAsync(key))!.Name);
+        Assert.DoesNotContain(key.Split('_', 3)[2], await EverythingStored(provider), StringComparison.Ordinal);
+        foreach (var bad in new[] { "hunter2", key.ToUpperInvariant(), key[..^1], key + "x", key.Replace('_', '.') })
+        {
+            var error = await Assert.ThrowsAsync<ArgumentException>(() => store.ImportAsync("other", ["admin"], bad));
+            Assert.Contains("not a MedServe API key", error.Message);
+            Assert.DoesNotContain(bad, error.Message, StringComparison.Ordinal);
+        }
+
+        await Assert.ThrowsAsync<ApiKeyNameTakenException>(() => store.ImportAsync("admin", ["admin"], ApiKeyStore.Generate()));
+    }
+
+    [Theory]
+    [InlineData("sqlite")]
+    [PostgresData]
     public async Task Revoked_and_expired_keys_stop_working_and_list_shows_no_secrets(string provider)
     {
         var store = await Open(provider);
