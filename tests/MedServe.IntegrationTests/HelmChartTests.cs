@@ -52,7 +52,9 @@ public sealed class HelmChartTests
         pod.Server.Services.GetRequiredService<MedServe.Compliance.Encryption.EnvelopeEncryption>();
         Assert.False(File.Exists(Path.Combine(pod.DataDir, "secrets", "master.keys")), "the server made its own master key ring");
         Assert.False(File.Exists(Path.Combine(pod.DataDir, "secrets", "audit-signing.pem")), "the server made its own signing key");
-        await KubernetesManifestChecks.AssertMatchServerAsync(objects, pod.Client, pod.Server.AdminKey);
+        Assert.False(File.Exists(Path.Combine(pod.DataDir, "admin.key")), "the server made its own admin key");
+        Assert.Matches("^ms_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$", pod.AdminKey);
+        await KubernetesManifestChecks.AssertMatchServerAsync(objects, pod.Client, pod.AdminKey);
     }
 
     [HelmFact]

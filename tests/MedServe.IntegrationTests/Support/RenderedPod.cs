@@ -31,6 +31,11 @@ internal sealed class RenderedPod : IAsyncDisposable
     /// <summary>Where the pod's /data is.</summary>
     public string DataDir => Server.Root;
 
+    /// <summary>The admin key the pod was given (Auth:AdminKeyFile from its Secret), else the one the server made.</summary>
+    public string AdminKey => _adminKeyFile is not null ? File.ReadAllText(_adminKeyFile).Trim() : Server.AdminKey;
+
+    private string? _adminKeyFile;
+
     public static async Task<RenderedPod> StartAsync(IList<object> objects)
     {
         var pod = KubernetesManifestChecks.Server(objects).Spec.Template.Spec;
@@ -70,7 +75,10 @@ internal sealed class RenderedPod : IAsyncDisposable
         var certificate = X509Certificate2.CreateFromPem(tls["tls.crt"]);
         try
         {
-            return new RenderedPod(root, await RunningServer.StartAsync(settings, root: folders["/data"]), certificate);
+            return new RenderedPod(root, await RunningServer.StartAsync(settings, root: folders["/data"]), certificate)
+            {
+                _adminKeyFile = settings.GetValueOrDefault("MedServe:Auth:AdminKeyFile"),
+            };
         }
         catch
         {
