@@ -34,9 +34,17 @@ internal sealed class Receiver : IAsyncDisposable
         {
             using var buffer = new MemoryStream();
             await context.Request.Body.CopyToAsync(buffer);
-            var status = Interlocked.Decrement(ref receiver._failures) >= 0 ? HttpStatusCode.InternalServerError : HttpStatusCode.OK;
-            receiver._deliveries.Enqueue(new Delivery(buffer.ToArray(), context.Request.Headers[WebhookSender.TimestampHeader].ToString(),
-                context.Request.Headers[WebhookSender.SignatureHeader].ToString(), status));
+            HttpStatusCode status;
+
+            // The answer and the place in the queue are decided together: concurrent deliveries must
+            // not record the failed one after a later success.
+            lock (receiver._deliveries)
+            {
+                status = --receiver._failures >= 0 ? HttpStatusCode.InternalServerError : HttpStatusCode.OK;
+                receiver._deliveries.Enqueue(new Delivery(buffer.ToArray(), context.Request.Headers[WebhookSender.TimestampHeader].ToString(),
+                    context.Request.Headers[WebhookSender.SignatureHeader].ToString(), status));
+            }
+
             context.Response.StatusCode = (int)status;
         });
         await app.StartAsync();
