@@ -205,8 +205,11 @@ public sealed partial class ModelManager : IAsyncDisposable
             throw InferenceException.NotFound($"unknown model '{name}'");
         }
 
-        var versions = entry.Snapshot.Versions;
-        if (string.IsNullOrEmpty(version) && entry.Snapshot.Serving is { } serving)
+        // One read of the snapshot: versions from one and the pinned version from the next (a swap
+        // in between) named a version the first did not hold, refusing a request mid-swap.
+        var snapshot = entry.Snapshot;
+        var versions = snapshot.Versions;
+        if (string.IsNullOrEmpty(version) && snapshot.Serving is { } serving)
         {
             // A pinned version that cannot answer is refused, never silently replaced by another version.
             return versions.TryGetValue(serving, out var routed)
@@ -225,7 +228,7 @@ public sealed partial class ModelManager : IAsyncDisposable
                 }
             }
 
-            return best ?? throw InferenceException.Unavailable($"model '{name}' has no version loaded" + (entry.Snapshot.Reason is { } reason ? ": " + reason : ""));
+            return best ?? throw InferenceException.Unavailable($"model '{name}' has no version loaded" + (snapshot.Reason is { } reason ? ": " + reason : ""));
         }
 
         if (!long.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || !versions.TryGetValue(number, out var found))
