@@ -120,9 +120,7 @@ public sealed partial class ArtifactStore(string root, IArtifactObjectStore? obj
                 continue;
             }
 
-            var clock = Stopwatch.StartNew();
-            await objects.UploadAsync(digest, path, cancellationToken).ConfigureAwait(false);
-            LogUploaded(_logger, digest, new FileInfo(path).Length, clock.Elapsed.TotalMilliseconds, objects.Name);
+            await SendAsync(objects, digest, path, cancellationToken).ConfigureAwait(false);
             uploaded++;
         }
 
@@ -236,11 +234,14 @@ public sealed partial class ArtifactStore(string root, IArtifactObjectStore? obj
     /// <summary>Uploads the staged bytes unless the object store has them; the look-up first spares resending a large model.</summary>
     private async Task UploadAsync(IArtifactObjectStore objects, string digest, string path, CancellationToken cancellationToken)
     {
-        if (await objects.ExistsAsync(digest, cancellationToken).ConfigureAwait(false))
+        if (!await objects.ExistsAsync(digest, cancellationToken).ConfigureAwait(false))
         {
-            return;
+            await SendAsync(objects, digest, path, cancellationToken).ConfigureAwait(false);
         }
+    }
 
+    private async Task SendAsync(IArtifactObjectStore objects, string digest, string path, CancellationToken cancellationToken)
+    {
         var started = Stopwatch.GetTimestamp();
         await objects.UploadAsync(digest, path, cancellationToken).ConfigureAwait(false);
         LogUploaded(_logger, digest, new FileInfo(path).Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds, objects.Name);
