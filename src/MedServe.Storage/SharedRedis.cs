@@ -138,7 +138,7 @@ public sealed class SharedRedis : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _down, 1) == 0)
         {
-            _logger.LogWarning("Redis at {Where} cannot be used ({Error}): rate limits are counted by each replica alone until it is back, so a key may get its rate once per replica", Where, why);
+            _logger.LogWarning("Redis at {Where} cannot be used ({Error}): rate limits are counted by each replica alone until it is back, so a key may get its rate once per replica (and with Store:Notifications=redis, changes reach the other replicas by the poll)", Where, why);
         }
     }
 

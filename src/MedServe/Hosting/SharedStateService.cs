@@ -76,7 +76,7 @@ public sealed partial class SharedStateService(StoreDatabases databases, ChangeF
         text.Append(System.Globalization.CultureInfo.InvariantCulture, $"medserve_store_changes_heard_total {changes.Heard}\n");
         if (services.GetService<SharedRedis>() is { } redis)
         {
-            text.Append("# HELP medserve_redis_up Whether the Redis that holds the shared rate limits answers (1) or each replica counts alone (0)\n# TYPE medserve_redis_up gauge\n");
+            text.Append("# HELP medserve_redis_up Whether the shared Redis (rate limits, change notifications) answers (1) or each replica counts alone (0)\n# TYPE medserve_redis_up gauge\n");
             text.Append(System.Globalization.CultureInfo.InvariantCulture, $"medserve_redis_up {(redis.Up ? 1 : 0)}\n");
             text.Append("# HELP medserve_rate_limit_local_total Rate-limit decisions made by this replica alone because Redis could not be used\n# TYPE medserve_rate_limit_local_total counter\n");
             text.Append(System.Globalization.CultureInfo.InvariantCulture, $"medserve_rate_limit_local_total {redis.LocalDecisions}\n");
