@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace MedServe.IntegrationTests;
 
 /// <summary>Experiments: sticky weighted splits, routing over REST and gRPC, a faulty canary rolled back under load, shadows kept out of the answer, promotion, the report.</summary>
-public sealed class ExperimentsTests
+public sealed class ExperimentsTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void A_hundred_thousand_patients_split_within_one_percent_stay_put_and_a_weight_change_moves_only_what_it_must()
@@ -296,7 +296,7 @@ public sealed class ExperimentsTests
         await using var server = await RunningServer.StartAsync(new Dictionary<string, string?>(), provision: ExperimentModels.Write);
         using var client = server.Client(server.AdminKey);
         using (var created = await Post(client, "/v1/experiments", """
-            {"name":"slow-shadow","model":"ab","arms":[{"name":"primary","version":"1","weight":1}],"shadow":[{"name":"slow","version":"3"}]}
+            {"name":"slow-shadow","model":"ab","arms":[{"name":"primary","version":"1","weight":1}],"shadow":[{"name":"slow","version":"5"}]}
             """))
         {
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
@@ -314,8 +314,9 @@ public sealed class ExperimentsTests
         var (_, shadows, _) = server.Services.GetRequiredService<ExperimentService>().StatisticsOf("slow-shadow");
         await WaitForAsync(() => shadows.TryGetValue("slow", out var s) && s.Compared + s.Failed + s.Dropped == 40);
         var primaryP50 = latencies.Order().ElementAt(20);
-        var slow = server.Services.GetRequiredService<MedServe.Lifecycle.ModelManager>().Find("ab", "3").Statistics.Success;
+        var slow = server.Services.GetRequiredService<MedServe.Lifecycle.ModelManager>().Find("ab", "5").Statistics.Success;
         var shadowLatency = slow.Nanoseconds / 1e6 / Math.Max(1, slow.Count);
+        output.WriteLine($"the primary's median {primaryP50:0.0} ms, the shadow's mean {shadowLatency:0.0} ms");
         Assert.True(primaryP50 < shadowLatency, $"the primary's median {primaryP50:0.0} ms should be below the shadow's mean {shadowLatency:0.0} ms");
         Assert.True(shadows["slow"].Dropped > 0 || shadows["slow"].Compared > 0);
     }
