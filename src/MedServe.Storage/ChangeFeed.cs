@@ -21,6 +21,15 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
     /// <summary>The Redis pub/sub channel, under <see cref="RedisOptions.KeyPrefix"/>: <c>medserve:changes</c> by default.</summary>
     public const string RedisChannelName = "changes";
 
+    /// <summary>The probe a replica sends itself on the Redis channel (never a topic).</summary>
+    private const string PingTopic = "ping";
+
+    private static readonly TimeSpan PingInterval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan PingDeadline = TimeSpan.FromSeconds(5);
+
+    // When this replica's unanswered probe went out (Environment.TickCount64), or 0.
+    private long _pingSentAt;
+
     internal static readonly Migration[] Migrations =
     [
         new("CREATE TABLE IF NOT EXISTS store_changes (topic TEXT PRIMARY KEY, version BIGINT NOT NULL);"),
@@ -66,7 +75,7 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
                 break;
             case ChangeNotifications.Redis:
                 _redis = redis ?? throw new InvalidOperationException("Store:Notifications is redis but no Redis is configured (Redis:ConnectionString)");
-                _loops.Add(Task.Run(() => SubscribeAsync(_redis, _stop.Token)));
+                _loops.Add(Task.Run(() => KeepSubscribedAsync(_redis, _stop.Token)));
                 break;
         }
 
@@ -152,36 +161,88 @@ public sealed class ChangeFeed(ILogger<ChangeFeed> logger) : IAsyncDisposable
     private void OnNotified(string payload)
     {
         var parts = payload.Split(' ', 2);
-        if (parts.Length == 2 && parts[1] != Replica)
+        if (parts.Length != 2)
+        {
+            return;
+        }
+
+        if (parts[0] == PingTopic)
+        {
+            // This replica's own probe came back: its subscription is in force.
+            if (parts[1] == Replica)
+            {
+                Interlocked.Exchange(ref _pingSentAt, 0);
+            }
+
+            return;
+        }
+
+        if (parts[1] != Replica)
         {
             Interlocked.Increment(ref _heard);
             Raise(parts[0]);
         }
     }
 
-    /// <summary>Subscribes once Redis answers; StackExchange.Redis restores the subscription after a reconnect, and the poll covers the gap.</summary>
-    private async Task SubscribeAsync(SharedRedis redis, CancellationToken cancellationToken)
+    /// <summary>
+    /// Subscribes once Redis answers, then checks every <see cref="PingInterval"/> that the
+    /// subscription is in force by publishing a probe to itself: one not heard back within
+    /// <see cref="PingDeadline"/> means the subscription was lost (a reconnect that did not restore
+    /// it), and it is made again. Meanwhile the poll of the counters delivers every change.
+    /// </summary>
+    private async Task KeepSubscribedAsync(SharedRedis redis, CancellationToken cancellationToken)
     {
-        while (!cancellationToken.IsCancellationRequested)
+        var channel = redis.Channel(RedisChannelName);
+        var subscribed = false;
+        using var timer = new PeriodicTimer(PingInterval);
+        try
         {
-            try
+            do
             {
-                await redis.Subscriber.SubscribeAsync(redis.Channel(RedisChannelName), (_, message) => OnNotified(message.ToString())).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException)
-            {
-                logger.LogWarning("Subscribing to changes through Redis at {Where} failed ({Error}); polling covers it, trying again in 1 s", redis.Where, e.Message);
-            }
+                try
+                {
+                    var sent = Interlocked.Read(ref _pingSentAt);
+                    if (subscribed && sent != 0 && Environment.TickCount64 - sent > PingDeadline.TotalMilliseconds)
+                    {
+                        logger.LogWarning("This replica's Redis subscription to changes at {Where} stopped delivering; subscribing again (the poll covered the gap)", redis.Where);
+                        await redis.Subscriber.UnsubscribeAsync(channel).ConfigureAwait(false);
+                        subscribed = false;
+                    }
 
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                    if (!subscribed)
+                    {
+                        await redis.Subscriber.SubscribeAsync(channel, (_, message) => OnNotified(message.ToString())).ConfigureAwait(false);
+                        subscribed = true;
+                        Interlocked.Exchange(ref _pingSentAt, 0);
+                    }
+
+                    // Marked before it is sent: the echo may arrive before PublishAsync returns.
+                    if (Interlocked.CompareExchange(ref _pingSentAt, Environment.TickCount64, 0) == 0)
+                    {
+                        try
+                        {
+                            await redis.Subscriber.PublishAsync(channel, $"{PingTopic} {Replica}").ConfigureAwait(false);
+                        }
+                        catch
+                        {
+                            Interlocked.Exchange(ref _pingSentAt, 0);
+                            throw;
+                        }
+                    }
+                }
+                catch (Exception e) when (e is RedisException or RedisTimeoutException or RedisConnectionException)
+                {
+                    // Redis is down or restarting: the probe waits for it, the poll covers the gap.
+                    if (!subscribed)
+                    {
+                        logger.LogWarning("Subscribing to changes through Redis at {Where} failed ({Error}); polling covers it, trying again", redis.Where, e.Message);
+                    }
+                }
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

@@ -97,7 +97,9 @@ public sealed class CoordinationTests : IAsyncDisposable
 
         // Redis back: both replicas reconnect, the subscription is restored, and changes flow through it again.
         await server.RestartAsync();
-        await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(10));
+        // StackExchange.Redis restores subscriptions on reconnect (0.6 s here); when it does not, each
+        // replica's probe of its own subscription (every 2 s, 5 s to answer) subscribes again.
+        await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(20));
         var drained = 0;
         while (heardByReader.Wait(0))
         {
@@ -111,6 +113,20 @@ public sealed class CoordinationTests : IAsyncDisposable
             return Task.FromResult(0);
         });
         Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "after Redis came back, the change did not arrive through it within 2 s");
+
+        // The reader's subscription lost behind the feed's back (as a reconnect that fails to restore it
+        // would): its probe goes unanswered, and it subscribes again within seconds.
+        await readerRedis.Subscriber.UnsubscribeAllAsync();
+        await WaitForSubscribersAsync(readerRedis, 1, TimeSpan.FromSeconds(5));
+        var healed = Stopwatch.StartNew();
+        await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(15));
+        Assert.True(healed.Elapsed > TimeSpan.FromSeconds(1), "the subscription came back at once: it was not lost");
+        await writer.WriteAsync(session =>
+        {
+            session.Changed("registry");
+            return Task.FromResult(0);
+        });
+        Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "after the subscription was made again, the change did not arrive through it within 2 s");
     }
 
     [PostgresFact]
@@ -234,6 +250,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         var clock = Stopwatch.StartNew();
         while (true)
         {
+            var seen = "nothing yet";
             try
             {
                 var answer = (StackExchange.Redis.RedisResult[])(await redis.Database.ExecuteAsync("PUBSUB", "NUMSUB", redis.Options.KeyPrefix + ChangeFeed.RedisChannelName))!;
@@ -241,13 +258,16 @@ public sealed class CoordinationTests : IAsyncDisposable
                 {
                     return;
                 }
+
+                seen = $"{(long)answer[1]} subscribers";
             }
-            catch (StackExchange.Redis.RedisConnectionException)
+            catch (Exception e) when (e is StackExchange.Redis.RedisConnectionException or StackExchange.Redis.RedisTimeoutException)
             {
                 // Still reconnecting.
+                seen = e.GetType().Name + ": " + e.Message;
             }
 
-            Assert.True(clock.Elapsed < limit, $"Redis did not count {count} subscribers within {limit}");
+            Assert.True(clock.Elapsed < limit, $"Redis did not count {count} subscribers within {limit} (last: {seen})");
             await Task.Delay(20);
         }
     }
