@@ -29,11 +29,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         writerFeed.Start(writer, TimeSpan.FromMinutes(1));
         await Task.Delay(300); // LISTEN issued
         var clock = Stopwatch.StartNew();
-        await writer.WriteAsync(session =>
-        {
-            session.Changed("registry");
-            return Task.FromResult(0);
-        });
+        await ChangeAsync(writer, "registry");
 
         Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "the other replica did not hear the change within 2 s");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
@@ -72,11 +68,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         writerFeed.Start(writer, TimeSpan.FromMinutes(1), ChangeNotifications.Redis, writerRedis);
         await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(5));
         var clock = Stopwatch.StartNew();
-        await writer.WriteAsync(session =>
-        {
-            session.Changed("registry");
-            return Task.FromResult(0);
-        });
+        await ChangeAsync(writer, "registry");
 
         Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "the other replica did not hear the change through Redis within 2 s");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
@@ -87,11 +79,7 @@ public sealed class CoordinationTests : IAsyncDisposable
 
         // Redis gone: a write still commits and bumps its counter, which the others' poll reads (tested above).
         server.Kill();
-        await writer.WriteAsync(session =>
-        {
-            session.Changed("registry");
-            return Task.FromResult(0);
-        });
+        await ChangeAsync(writer, "registry");
         var counter = await reader.ScalarAsync("SELECT version FROM store_changes WHERE topic = 'registry';", CancellationToken.None);
         Assert.Equal(2L, Convert.ToInt64(counter, System.Globalization.CultureInfo.InvariantCulture));
 
@@ -107,11 +95,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         }
 
         Assert.Equal(0, drained); // the change made while Redis was down waits for the (minute-long) poll
-        await writer.WriteAsync(session =>
-        {
-            session.Changed("registry");
-            return Task.FromResult(0);
-        });
+        await ChangeAsync(writer, "registry");
         Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "after Redis came back, the change did not arrive through it within 2 s");
 
         // The reader's subscription lost behind the feed's back (as a reconnect that fails to restore it
@@ -121,11 +105,7 @@ public sealed class CoordinationTests : IAsyncDisposable
         var healed = Stopwatch.StartNew();
         await WaitForSubscribersAsync(readerRedis, 2, TimeSpan.FromSeconds(15));
         Assert.True(healed.Elapsed > TimeSpan.FromSeconds(1), "the subscription came back at once: it was not lost");
-        await writer.WriteAsync(session =>
-        {
-            session.Changed("registry");
-            return Task.FromResult(0);
-        });
+        await ChangeAsync(writer, "registry");
         Assert.True(await heardByReader.WaitAsync(TimeSpan.FromSeconds(2)), "after the subscription was made again, the change did not arrive through it within 2 s");
     }
 
@@ -142,11 +122,7 @@ public sealed class CoordinationTests : IAsyncDisposable
 
         for (var i = 0; i < 2; i++)
         {
-            await writer.WriteAsync(session =>
-            {
-                session.Changed("keys");
-                return Task.FromResult(0);
-            });
+            await ChangeAsync(writer, "keys");
             Assert.True(await heard.WaitAsync(TimeSpan.FromSeconds(2)), $"change {i + 1} was not polled within 2 s");
         }
     }
@@ -271,6 +247,14 @@ public sealed class CoordinationTests : IAsyncDisposable
             await Task.Delay(20);
         }
     }
+
+    /// <summary>A committed write that changed <paramref name="topic"/> and nothing else.</summary>
+    private static Task ChangeAsync(Database database, string topic) =>
+        database.WriteAsync(session =>
+        {
+            session.Changed(topic);
+            return Task.FromResult(0);
+        });
 
     private static async Task WaitAsync(Func<bool> condition, TimeSpan limit)
     {
