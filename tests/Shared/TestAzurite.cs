@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace MedServe.Tests.Support;
 
@@ -34,7 +32,7 @@ public sealed class TestAzurite : IAsyncDisposable
 
     public static async Task<TestAzurite> StartAsync()
     {
-        var azurite = new TestAzurite(FreePort());
+        var azurite = new TestAzurite(LocalServices.FreePort());
         Directory.CreateDirectory(azurite._root);
         var start = new ProcessStartInfo(Binary()!,
             ["--blobHost", "127.0.0.1", "--blobPort", $"{azurite.Port}", "--location", azurite._root, "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"])
@@ -119,37 +117,15 @@ public sealed class TestAzurite : IAsyncDisposable
         }
     }
 
-    private static string? Binary() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Append("/usr/local/bin").Append("/usr/bin")
-            .Select(d => Path.Combine(d, "azurite-blob")).FirstOrDefault(File.Exists);
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static string? Binary() => LocalServices.Find("azurite-blob", "/usr/local/bin", "/usr/bin");
 }
 
 /// <summary>A test that needs azurite-blob (and PostgreSQL, when it says so), skipped with the reason where either cannot run.</summary>
 [AttributeUsage(AttributeTargets.Method)]
-public sealed class AzuriteFactAttribute : Xunit.FactAttribute
+public sealed class AzuriteFactAttribute : LocalServiceFactAttribute
 {
-    public AzuriteFactAttribute() => Skip = TestAzurite.SkipReason;
-
-    private readonly bool _withPostgres;
-
-    /// <summary>The test needs PostgreSQL as well.</summary>
-    public bool WithPostgres
-    {
-        get => _withPostgres;
-        init
-        {
-            _withPostgres = value;
-            Skip = TestAzurite.SkipReason ?? (value ? TestPostgres.SkipReason : null);
-        }
-    }
+    public AzuriteFactAttribute()
+        : base(TestAzurite.SkipReason) => SkipUnlessAvailable();
 }
 
 /// <summary>One Azurite for a test class, started when a test first asks (never where the tests are skipped).</summary>

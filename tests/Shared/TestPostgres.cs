@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using MedServe.Storage;
 using Npgsql;
@@ -77,7 +75,7 @@ public static class TestPostgres
         }
 
         Run(Binary("initdb")!, ["-D", data, "-U", "medserve", "--auth=trust", "--no-sync", "-E", "UTF8"], asRoot);
-        var port = FreePort();
+        var port = LocalServices.FreePort();
         var options = $"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300";
         Run(Binary("pg_ctl")!, ["-D", data, "-l", Path.Combine(root, "log"), "-o", options, "-w", "-t", "60", "start"], asRoot);
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
@@ -110,13 +108,6 @@ public static class TestPostgres
         {
             throw new InvalidOperationException($"{Path.GetFileName(file)} failed ({process.ExitCode}): {error}{output.Result}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

@@ -27,7 +27,7 @@ public sealed class TestRedis : IDisposable
 
     public static async Task<TestRedis> StartAsync()
     {
-        var redis = new TestRedis(FreePort());
+        var redis = new TestRedis(LocalServices.FreePort());
         Directory.CreateDirectory(redis._root);
         await redis.RestartAsync();
         return redis;
@@ -93,35 +93,13 @@ public sealed class TestRedis : IDisposable
         }
     }
 
-    private static string? Binary() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Append("/usr/bin").Append("/usr/sbin")
-            .Select(d => Path.Combine(d, "redis-server")).FirstOrDefault(File.Exists);
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static string? Binary() => LocalServices.Find("redis-server", "/usr/bin", "/usr/sbin");
 }
 
 /// <summary>A test that needs redis-server (and PostgreSQL, when it says so), skipped with the reason where either cannot run.</summary>
 [AttributeUsage(AttributeTargets.Method)]
-public sealed class RedisFactAttribute : Xunit.FactAttribute
+public sealed class RedisFactAttribute : LocalServiceFactAttribute
 {
-    public RedisFactAttribute() => Skip = TestRedis.SkipReason;
-
-    private readonly bool _withPostgres;
-
-    /// <summary>The test needs PostgreSQL as well.</summary>
-    public bool WithPostgres
-    {
-        get => _withPostgres;
-        init
-        {
-            _withPostgres = value;
-            Skip = TestRedis.SkipReason ?? (value ? TestPostgres.SkipReason : null);
-        }
-    }
+    public RedisFactAttribute()
+        : base(TestRedis.SkipReason) => SkipUnlessAvailable();
 }

@@ -180,7 +180,7 @@ public sealed class ArtifactObjectStoreTests(AzuriteFixture azurite, Xunit.Abstr
     {
         const string key = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs=";
         var options = new BlobClientOptions { Retry = { MaxRetries = 0 } };
-        var closed = FreePort();
+        var closed = LocalServices.FreePort();
         var connection = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:{closed}/devstoreaccount1;";
         var blobs = new AzureBlobArtifactStore(new BlobContainerClient(connection, "models", options));
 
@@ -296,11 +296,4 @@ public sealed class ArtifactObjectStoreTests(AzuriteFixture azurite, Xunit.Abstr
     }
 
     private static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
